@@ -1,0 +1,41 @@
+"""The store: the only SQLAlchemy user. Methods are grouped by domain:
+
+- ``store.feeds``: feed state, seen entries, one-transaction feed cycles, health;
+- ``store.chats``: chats and subscriptions (``SubscriptionStore`` for chat commands);
+- ``store.outbox``: claiming, marking and counting deliveries.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.store.chats import ChannelConfig, ChatStore
+from bot.store.engine import create_engine, migrate
+from bot.store.feeds import FeedStore
+from bot.store.outbox import OutboxStore
+
+__all__ = ["ChannelConfig", "Store"]
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, *, story_window: timedelta) -> None:
+        self.engine = engine
+        self.feeds = FeedStore(engine, story_window=story_window)
+        self.chats = ChatStore(engine)
+        self.outbox = OutboxStore(engine)
+
+    @classmethod
+    async def open(cls, url: str, *, story_window: timedelta = timedelta(hours=72)) -> Store:
+        """Open the database at ``url`` and create or upgrade its schema."""
+        engine = create_engine(url)
+        try:
+            await migrate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, story_window=story_window)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,280 @@
+"""Feeds, entries, stories and hits: what one feed cycle reads and writes.
+
+``save_cycle`` writes a whole cycle in one transaction: the feed's new validators, every new
+entry, the story each joins or starts, the story's hits, and the outbox rows for the chats that
+follow the hit topics. Either all of it is stored or none of it, so an alert is queued exactly
+when its entry is recorded as seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, and_, cast, func, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.model import Candidate, Feed, FeedHealth, FeedState, Hit
+from bot.store.engine import insert_ignore
+from bot.store.schema import (
+    PENDING,
+    chats,
+    deliveries,
+    entries,
+    feeds,
+    hits,
+    stories,
+    subscriptions,
+)
+
+_CHUNK = 500
+
+
+class FeedStore:
+    def __init__(self, engine: AsyncEngine, *, story_window: timedelta) -> None:
+        self._engine = engine
+        self._window = story_window
+
+    async def sync(self, configured: Sequence[Feed]) -> None:
+        """Make the feeds table follow ``feeds.yaml``: add new feeds, retire removed ones."""
+        async with self._engine.begin() as conn:
+            known = {row.url: row.id for row in await conn.execute(select(feeds.c.url, feeds.c.id))}
+            for feed in configured:
+                values = {"name": feed.name, "tags": list(feed.tags), "active": True}
+                if feed.url in known:
+                    await conn.execute(update(feeds).where(feeds.c.url == feed.url).values(values))
+                else:
+                    await conn.execute(feeds.insert().values(url=feed.url, **values))
+            gone = set(known) - {f.url for f in configured}
+            if gone:
+                await conn.execute(update(feeds).where(feeds.c.url.in_(gone)).values(active=False))
+
+    async def state(self, url: str) -> FeedState:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(feeds).where(feeds.c.url == url))).first()
+        if row is None:
+            return FeedState()
+        return FeedState(
+            etag=row.etag,
+            last_modified=row.last_modified,
+            content_hash=row.content_hash,
+            first_fetch_done=row.first_fetch_done,
+            consecutive_errors=row.consecutive_errors,
+        )
+
+    async def seen_keys(self, url: str, keys: Sequence[str]) -> set[str]:
+        """The subset of ``keys`` already recorded for this feed (one query per 500 keys)."""
+        seen: set[str] = set()
+        async with self._engine.connect() as conn:
+            feed_id = await _feed_id(conn, url)
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i : i + _CHUNK]
+                query = select(entries.c.entry_key).where(
+                    entries.c.feed_id == feed_id, entries.c.entry_key.in_(chunk)
+                )
+                seen.update(await conn.scalars(query))
+        return seen
+
+    async def record_error(
+        self, url: str, error: str, *, now: datetime, next_fetch: datetime
+    ) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(feeds)
+                .where(feeds.c.url == url)
+                .values(
+                    last_fetch=now,
+                    next_fetch=next_fetch,
+                    status="error",
+                    consecutive_errors=feeds.c.consecutive_errors + 1,
+                    last_error=error,
+                )
+            )
+
+    async def record_unchanged(
+        self,
+        url: str,
+        *,
+        status: str,
+        now: datetime,
+        next_fetch: datetime,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> None:
+        """A 304, or a body identical to the last one: nothing to parse, the feed is healthy."""
+        values: dict[str, Any] = _ok_values(status, now, next_fetch)
+        if etag is not None:
+            values["etag"] = etag
+        if last_modified is not None:
+            values["last_modified"] = last_modified
+        async with self._engine.begin() as conn:
+            await conn.execute(update(feeds).where(feeds.c.url == url).values(values))
+
+    async def save_cycle(
+        self,
+        url: str,
+        candidates: Sequence[Candidate],
+        *,
+        now: datetime,
+        next_fetch: datetime,
+        etag: str | None,
+        last_modified: str | None,
+        content_hash: str | None,
+        redirect_url: str | None = None,
+    ) -> tuple[int, int]:
+        """Store a fetched feed's new entries; returns (entries with hits, outbox rows queued)."""
+        matched = queued = 0
+        async with self._engine.begin() as conn:
+            feed_id = await _feed_id(conn, url)
+            for cand in candidates:
+                story_id = await self._story_for(conn, cand, now)
+                inserted = await conn.execute(
+                    insert_ignore(conn, entries).values(
+                        feed_id=feed_id,
+                        entry_key=cand.key,
+                        story_id=story_id,
+                        canonical_url=cand.canonical_url,
+                        title=cand.entry.title,
+                        link=cand.entry.link,
+                        summary=cand.entry.summary,
+                        published=cand.entry.published,
+                        first_seen=now,
+                        alerted=cand.alert and bool(cand.hits),
+                        matched=bool(cand.hits),
+                    )
+                )
+                if inserted.rowcount == 0 or not cand.hits:
+                    continue
+                matched += 1
+                await _save_hits(conn, story_id, cand.hits, now)
+                if cand.alert:
+                    queued += await _fan_out(conn, story_id, cand.hits, now)
+            values: dict[str, Any] = _ok_values("ok", now, next_fetch)
+            values.update(
+                etag=etag,
+                last_modified=last_modified,
+                content_hash=content_hash,
+                first_fetch_done=True,
+            )
+            if redirect_url:
+                values["redirect_url"] = redirect_url
+            await conn.execute(update(feeds).where(feeds.c.id == feed_id).values(values))
+        return matched, queued
+
+    async def _story_for(self, conn: AsyncConnection, cand: Candidate, now: datetime) -> int:
+        """The story this entry joins (same canonical URL, or same title key within the
+        window), or a new one."""
+        conditions = []
+        if cand.canonical_url:
+            conditions.append(stories.c.canonical_url == cand.canonical_url)
+        if cand.title_key:
+            conditions.append(
+                and_(
+                    stories.c.title_key == cand.title_key,
+                    stories.c.first_seen >= now - self._window,
+                )
+            )
+        if conditions:
+            query = select(stories.c.id).where(or_(*conditions)).order_by(stories.c.id).limit(1)
+            existing = await conn.scalar(query)
+            if existing is not None:
+                return int(existing)
+        result = await conn.execute(
+            stories.insert().values(
+                canonical_url=cand.canonical_url,
+                title_key=cand.title_key,
+                title=cand.entry.title,
+                link=cand.entry.link,
+                summary=cand.entry.summary,
+                published=cand.entry.published,
+                first_seen=now,
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+    async def health(self) -> list[FeedHealth]:
+        entry_counts = (
+            select(
+                entries.c.feed_id,
+                func.count().label("n"),
+                func.sum(cast(entries.c.matched, Integer)).label("hits"),
+            )
+            .group_by(entries.c.feed_id)
+            .subquery()
+        )
+        query = (
+            select(feeds, entry_counts.c.n, entry_counts.c.hits)
+            .outerjoin(entry_counts, entry_counts.c.feed_id == feeds.c.id)
+            .where(feeds.c.active)
+            .order_by(feeds.c.name)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            FeedHealth(
+                url=row.url,
+                name=row.name,
+                last_fetch=row.last_fetch,
+                last_success=row.last_success,
+                status=row.status,
+                consecutive_errors=row.consecutive_errors,
+                last_error=row.last_error,
+                entries=int(row.n or 0),
+                hits=int(row.hits or 0),
+                disabled=row.disabled_reason,
+            )
+            for row in rows
+        ]
+
+
+def _ok_values(status: str, now: datetime, next_fetch: datetime) -> dict[str, Any]:
+    return {
+        "status": status,
+        "last_fetch": now,
+        "last_success": now,
+        "next_fetch": next_fetch,
+        "consecutive_errors": 0,
+        "last_error": None,
+    }
+
+
+async def _feed_id(conn: AsyncConnection, url: str) -> int:
+    feed_id = await conn.scalar(select(feeds.c.id).where(feeds.c.url == url))
+    if feed_id is None:
+        raise KeyError(f"feed not in the store: {url}")
+    return int(feed_id)
+
+
+async def _save_hits(
+    conn: AsyncConnection, story_id: int, story_hits: Sequence[Hit], now: datetime
+) -> None:
+    for hit in story_hits:
+        await conn.execute(
+            insert_ignore(conn, hits).values(
+                story_id=story_id, topic_id=hit.topic_id, keywords=list(hit.keywords), created=now
+            )
+        )
+
+
+async def _fan_out(
+    conn: AsyncConnection, story_id: int, story_hits: Sequence[Hit], now: datetime
+) -> int:
+    """Queue the story for every active chat that follows one of the hit topics, once."""
+    topic_ids = [h.topic_id for h in story_hits] + ["*"]
+    followers = (
+        select(
+            literal(story_id).label("story_id"),
+            subscriptions.c.chat_id,
+            literal(PENDING).label("status"),
+            literal(0).label("attempts"),
+            literal(now, type_=deliveries.c.next_attempt.type).label("next_attempt"),
+            literal(now, type_=deliveries.c.created.type).label("created"),
+        )
+        .join(chats, chats.c.chat_id == subscriptions.c.chat_id)
+        .where(chats.c.active, subscriptions.c.topic_id.in_(topic_ids))
+        .group_by(subscriptions.c.chat_id)
+    )
+    columns = ["story_id", "chat_id", "status", "attempts", "next_attempt", "created"]
+    result = await conn.execute(insert_ignore(conn, deliveries).from_select(columns, followers))
+    return max(result.rowcount, 0)
