@@ -176,6 +176,7 @@ class FeedReport:
     queued: int = 0
     error: str | None = None
     warning: str | None = None
+    next_fetch: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
