@@ -88,6 +88,11 @@ class Deliverer:
         report.pending = (await self._store.outbox.counts()).get("pending", 0)
         return report
 
+    async def idle(self) -> None:
+        """Return once no drain is running (in-flight sends have finished)."""
+        async with self._lock:
+            return
+
     async def _wait_for_due(self, wait_until: datetime | None, stop: asyncio.Event) -> bool:
         if wait_until is None:
             return False

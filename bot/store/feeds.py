@@ -63,6 +63,12 @@ class FeedStore:
             consecutive_errors=row.consecutive_errors,
         )
 
+    async def next_fetches(self) -> dict[str, datetime | None]:
+        """When each active feed is due, as the last cycle decided (None: never fetched)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(feeds.c.url, feeds.c.next_fetch).where(feeds.c.active))
+            return {url: when for url, when in rows}
+
     async def seen_keys(self, url: str, keys: Sequence[str]) -> set[str]:
         """The subset of ``keys`` already recorded for this feed (one query per 500 keys)."""
         seen: set[str] = set()

@@ -1,0 +1,385 @@
+"""The composition root: builds every part from settings, runs them, closes them.
+
+``build`` opens resources in order and, if a later step fails, closes what it opened in
+reverse order. ``run_once`` polls every feed once and drains the outbox; ``serve`` runs the
+scheduler and the chat until ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import html
+import logging
+import multiprocessing
+import random
+import sys
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from bot import decide
+from bot.config import Settings
+from bot.delivery import Deliverer, DrainReport, Transport
+from bot.errors import DeliveryError, RuleErrors
+from bot.fetch import Fetcher
+from bot.matcher import Matcher
+from bot.model import Feed, FeedReport
+from bot.parse import ParsedFeed, parse_feed
+from bot.pipeline import FeedRunner, Policy
+from bot.rulebook import Rulebook
+from bot.rulefiles import check_rules
+from bot.scheduler import Scheduler
+from bot.store import ChannelConfig, Store
+from bot.telegram import commands, transport
+from bot.views import feeds_table, status_text
+
+log = logging.getLogger(__name__)
+
+# Console mode delivers to this pseudo-chat, which follows every topic.
+CONSOLE_CHAT_ID = 0
+_UNLIMITED = decide.Limit(1_000_000, 1.0)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Rules:
+    """The current rulebook and its compiled matcher, swapped atomically on reload."""
+
+    def __init__(self, settings: Settings, rulebook: Rulebook, signature: object) -> None:
+        self._settings = settings
+        self.rulebook = rulebook
+        self.matcher = Matcher.compile(rulebook)
+        self.signature = signature
+        self.loaded_at = utcnow()
+        self.last_error: str | None = None
+
+    def changed(self) -> bool:
+        return rules_signature(self._settings.rules_dir) != self.signature
+
+    def reload(self) -> bool:
+        """Load the rules dir; on success swap, on failure keep the old set and remember why."""
+        signature = rules_signature(self._settings.rules_dir)
+        rulebook, problems = check_rules(self._settings.rules_dir)
+        self.signature = signature
+        if rulebook is None:
+            self.last_error = "\n".join(str(p) for p in problems if not p.warning)
+            return False
+        matcher = Matcher.compile(rulebook)
+        self.rulebook, self.matcher = rulebook, matcher
+        self.loaded_at, self.last_error = utcnow(), None
+        for warning in (p for p in problems if p.warning):
+            log.warning("rules: %s", warning)
+        return True
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    rules: Rules
+    runner: FeedRunner
+    deliverer: Deliverer
+    transport: Transport
+    application: Any | None
+    clock: Callable[[], datetime]
+    stack: AsyncExitStack
+    started: datetime = field(default_factory=utcnow)
+    scheduler: Scheduler | None = None
+
+    @property
+    def feeds(self) -> tuple[Feed, ...]:
+        return self.rules.rulebook.feeds
+
+    async def close(self) -> None:
+        await self.stack.aclose()
+
+    # -- one-shot ---------------------------------------------------------------------------
+
+    async def poll_all(self) -> list[FeedReport]:
+        """Every feed once, concurrently (the fetcher bounds concurrency)."""
+        reports = await asyncio.gather(*(self._poll(feed) for feed in self.feeds))
+        return list(reports)
+
+    async def _poll(self, feed: Feed) -> FeedReport:
+        try:
+            return await self.runner.run(feed)
+        except Exception as e:  # a bug must not stop the other feeds
+            log.exception("feed cycle of %s crashed", feed.name)
+            return FeedReport(feed.url, "error", error=f"internal error: {e!r}")
+
+    async def run_once(self, deadline: timedelta, stop: asyncio.Event) -> DrainReport:
+        async with self._telegram_bot():
+            reports = await self.poll_all()
+            _log_poll(reports)
+            loop = asyncio.get_running_loop()
+            timer = loop.call_later(max(0.0, deadline.total_seconds()), stop.set)
+            try:
+                result = await self.deliverer.drain(stop=stop, wait_until=self.clock() + deadline)
+            finally:
+                timer.cancel()
+        log.info(
+            "delivery: %d sent, %d dead, %d still pending",
+            result.sent,
+            result.dead,
+            result.pending,
+        )
+        return result
+
+    # -- service ----------------------------------------------------------------------------
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        deliver_stop = asyncio.Event()
+
+        async def deliver() -> None:
+            await self.deliverer.drain(stop=deliver_stop)
+
+        self.scheduler = Scheduler(
+            run_feed=self._poll,
+            deliver=deliver,
+            watch_rules=self.watch_rules,
+            clock=self.clock,
+            retry_interval=self.settings.polling.interval,
+        )
+        if self.application is not None:
+            await transport.start_polling(self.application)
+            await transport.set_commands(self.application)
+        try:
+            self.scheduler.start(self.feeds, await self.store.feeds.next_fetches())
+            log.info(
+                "newsbot is running: %d feeds, %d topics",
+                len(self.feeds),
+                len(self.rules.rulebook.topics),
+            )
+            await stop.wait()
+            log.info("stopping: finishing in-flight work")
+        finally:
+            deliver_stop.set()
+            await self.scheduler.shutdown()
+            await self.deliverer.idle()
+            if self.application is not None:
+                await transport.stop_polling(self.application)
+
+    async def watch_rules(self) -> None:
+        if self.rules.changed():
+            await self.reload_rules()
+
+    async def reload_rules(self) -> str:
+        if not self.rules.reload():
+            message = f"rules not reloaded, the old ones stay:\n{self.rules.last_error}"
+            log.error("%s", message)
+            await self.notify_admins(message)
+            return message
+        await self.store.feeds.sync(self.feeds)
+        await self._sync_channels()
+        if self.scheduler is not None:
+            self.scheduler.set_feeds(self.feeds, await self.store.feeds.next_fetches())
+        message = (
+            f"rules reloaded: {len(self.rules.rulebook.topics)} topics, {len(self.feeds)} feeds"
+        )
+        log.info("%s", message)
+        return message
+
+    async def notify_admins(self, text: str) -> None:
+        if self.application is None:
+            return
+        for admin in sorted(self.settings.telegram.admins):
+            try:
+                await self.transport.send(admin, _escape(text))
+            except DeliveryError as e:
+                log.warning("could not notify admin %s: %s", admin, e)
+
+    async def status(self) -> str:
+        return status_text(
+            now=self.clock(),
+            started=self.started,
+            health=await self.store.feeds.health(),
+            outbox=await self.store.outbox.counts(),
+            rules_loaded=self.rules.loaded_at,
+            rules_error=self.rules.last_error,
+        )
+
+    async def feeds_report(self) -> str:
+        return feeds_table(await self.store.feeds.health(), now=self.clock())
+
+    async def _sync_channels(self) -> None:
+        channels = [
+            ChannelConfig(c.chat_id, c.topics, c.thread_id) for c in self.settings.telegram.channels
+        ]
+        if self.application is None:
+            channels.append(ChannelConfig(CONSOLE_CHAT_ID, ("*",)))
+        await self.store.chats.sync_channels(channels)
+
+    def _telegram_bot(self) -> Any:
+        return _BotSession(self.application)
+
+
+class _BotSession:
+    """Initialises PTB's Bot for a one-shot run (no polling), and shuts it down after."""
+
+    def __init__(self, application: Any | None) -> None:
+        self._application = application
+
+    async def __aenter__(self) -> None:
+        if self._application is not None:
+            await transport.open_application(self._application)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._application is not None:
+            await transport.close_application(self._application)
+
+
+async def build(
+    settings: Settings,
+    *,
+    http_transport: Any | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    parse_executor: concurrent.futures.Executor | None = None,
+    console: TextIO | None = None,
+) -> App:
+    """Wire every part from ``settings``. Raises RuleErrors, ConfigError."""
+    rulebook, problems = check_rules(settings.rules_dir)
+    if rulebook is None:
+        raise RuleErrors([p for p in problems if not p.warning])
+    for warning in (p for p in problems if p.warning):
+        log.warning("rules: %s", warning)
+    stack = AsyncExitStack()
+    try:
+        return await _build(
+            settings, rulebook, stack, http_transport, clock, parse_executor, console
+        )
+    except BaseException:
+        await stack.aclose()
+        raise
+
+
+async def _build(
+    settings: Settings,
+    rulebook: Rulebook,
+    stack: AsyncExitStack,
+    http_transport: Any | None,
+    clock: Callable[[], datetime],
+    parse_executor: concurrent.futures.Executor | None,
+    console: TextIO | None,
+) -> App:
+    rules = Rules(settings, rulebook, rules_signature(settings.rules_dir))
+    store = await Store.open(settings.storage_url, story_window=settings.story_window)
+    stack.push_async_callback(store.close)
+    await store.feeds.sync(rulebook.feeds)
+    polling = settings.polling
+    fetcher = Fetcher(
+        timeout=polling.timeout.total_seconds(),
+        max_bytes=polling.max_bytes,
+        user_agent=polling.user_agent,
+        concurrency=polling.concurrency,
+        transport=http_transport,
+    )
+    stack.push_async_callback(fetcher.aclose)
+    if parse_executor is None:
+        parse_executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=2, mp_context=multiprocessing.get_context("spawn")
+        )
+        stack.callback(parse_executor.shutdown, cancel_futures=True)
+    application, sender, pacer = _telegram(settings, stack, console)
+    runner = FeedRunner(
+        fetcher=fetcher,
+        parse=_off_loop_parser(parse_executor),
+        store=store,
+        matcher=lambda: rules.matcher,
+        policy=Policy(polling.interval, polling.backfill, polling.max_age),
+        clock=clock,
+        jitter=lambda: random.uniform(-1.0, 1.0),  # noqa: S311 - spreading load, not security
+    )
+    deliverer = Deliverer(store, sender, clock=clock, tz=ZoneInfo(settings.timezone), pacer=pacer)
+    app = App(
+        settings=settings,
+        store=store,
+        rules=rules,
+        runner=runner,
+        deliverer=deliverer,
+        transport=sender,
+        application=application,
+        clock=clock,
+        stack=stack,
+    )
+    await app._sync_channels()
+    if application is not None:
+        commands.register(
+            application,
+            commands.CommandDeps(
+                store=store.chats,
+                rulebook=lambda: rules.rulebook,
+                admins=settings.telegram.admins,
+                status=app.status,
+                reload=app.reload_rules,
+                feeds=app.feeds_report,
+            ),
+        )
+    return app
+
+
+def _telegram(
+    settings: Settings, stack: AsyncExitStack, console: TextIO | None
+) -> tuple[Any | None, Transport, decide.Pacer]:
+    token = settings.telegram.token
+    if not token:
+        log.warning(
+            "no Telegram token (TELEGRAM_BOT_TOKEN or telegram.token): "
+            "alerts are printed to the console instead of sent"
+        )
+        pacer = decide.Pacer(overall=_UNLIMITED, private=_UNLIMITED, group=_UNLIMITED)
+        return None, transport.ConsoleTransport(console or sys.stdout), pacer
+    application = transport.build_application(token, settings.telegram.api_url)
+    return application, transport.TelegramTransport(application.bot), decide.Pacer()
+
+
+def _off_loop_parser(
+    executor: concurrent.futures.Executor,
+) -> Callable[[bytes, str, Mapping[str, str]], Any]:
+    async def parse(content: bytes, url: str, headers: Mapping[str, str]) -> ParsedFeed:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, _parse_job, content, url, dict(headers))
+
+    return parse
+
+
+def _parse_job(content: bytes, url: str, headers: dict[str, str]) -> ParsedFeed:
+    return parse_feed(content, url=url, headers=headers)
+
+
+def _log_poll(reports: list[FeedReport]) -> None:
+    failed = [r for r in reports if r.status == "error"]
+    log.info(
+        "polled %d feeds: %d new entries, %d matched, %d alerts queued, %d failed",
+        len(reports),
+        sum(r.new_entries for r in reports),
+        sum(r.hits for r in reports),
+        sum(r.queued for r in reports),
+        len(failed),
+    )
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of the rule files: a change means reload."""
+    try:
+        files = sorted(p for p in rules_dir.iterdir() if p.suffix in (".yaml", ".yml"))
+    except OSError:
+        return ()
+    signature = []
+    for path in files:
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        signature.append((path.name, info.st_size, info.st_mtime_ns))
+    return tuple(signature)
