@@ -143,18 +143,17 @@ class _Reader:
 
     def settings(self, raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         top = self.table(raw, "")
+        d = Settings()
         return Settings(
             telegram=self.telegram(self.table(top, "telegram"), env),
             storage_url=self.get(
-                self.table(top, "storage"), "storage.url", "a string", str, Settings.storage_url
+                self.table(top, "storage"), "storage.url", "a string", str, d.storage_url
             ),
             rules_dir=Path(
                 self.get(self.table(top, "rules"), "rules.dir", "a string", str, "rules")
             ),
             polling=self.polling(self.table(top, "polling")),
-            story_window=self.duration(
-                self.table(top, "dedup"), "dedup.window", Settings.story_window
-            ),
+            story_window=self.duration(self.table(top, "dedup"), "dedup.window", d.story_window),
             timezone=self.timezone(self.table(top, "display")),
             source=self.source,
         )
@@ -162,7 +161,7 @@ class _Reader:
     def timezone(self, table: Mapping[str, Any]) -> str:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        name = self.get(table, "display.timezone", "a string", str, Settings.timezone)
+        name = self.get(table, "display.timezone", "a string", str, Settings().timezone)
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError) as e:
