@@ -59,7 +59,9 @@ class RuleErrors(RuleError):
 class FetchError(NewsbotError):
     """A feed could not be fetched. ``status`` is the HTTP status when there was one."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ):
         self.status = status
         self.retry_after = retry_after
         super().__init__(message)

@@ -39,7 +39,12 @@ def candidate(title: str, link: str, *, alert: bool = True, topics: tuple[str, .
 
 async def save(store: Store, feed: Feed, *cands: Candidate, now: datetime = NOW):
     return await store.feeds.save_cycle(
-        feed.url, cands, now=now, next_fetch=now, etag='"e1"', last_modified=None,
+        feed.url,
+        cands,
+        now=now,
+        next_fetch=now,
+        etag='"e1"',
+        last_modified=None,
         content_hash="h",
     )
 
@@ -75,15 +80,17 @@ async def test_title_key_joins_only_within_window(store: Store) -> None:
     await store.chats.subscribe(1001, ["t"])
     await save(store, FEED_A, candidate("Hong Kong stocks close lower", "http://x/1"))
     later = NOW + timedelta(days=4)
-    _, queued = await save(store, FEED_B, candidate("Hong Kong stocks close lower", "http://x/2"),
-                           now=later)
+    _, queued = await save(
+        store, FEED_B, candidate("Hong Kong stocks close lower", "http://x/2"), now=later
+    )
     assert queued == 1
 
 
 async def test_backfill_entries_are_seen_but_not_queued(store: Store) -> None:
     await store.chats.subscribe(1001, ["t"])
-    matched, queued = await save(store, FEED_A, candidate("Old news item here", "http://x/1",
-                                                          alert=False))
+    matched, queued = await save(
+        store, FEED_A, candidate("Old news item here", "http://x/1", alert=False)
+    )
     assert (matched, queued) == (1, 0)
 
 
