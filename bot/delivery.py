@@ -69,6 +69,7 @@ class Deliverer:
         self._batch = batch
         self._slots = asyncio.Semaphore(concurrency)
         self._lock = asyncio.Lock()
+        self._gone: set[int] = set()  # chats deactivated while their rows were in flight
 
     async def drain(
         self, *, stop: asyncio.Event | None = None, wait_until: datetime | None = None
@@ -78,6 +79,7 @@ class Deliverer:
         stop = stop or asyncio.Event()
         report = DrainReport()
         async with self._lock:  # one drainer per process: the pacer's budgets are shared
+            self._gone.clear()
             await self._store.outbox.release_stale(self._clock(), STALE_CLAIM)
             while not stop.is_set():
                 claimed = await self._store.outbox.claim(self._clock(), self._batch)
@@ -122,6 +124,8 @@ class Deliverer:
                     delivery.id, "not sent: shutting down", self._clock(), count_attempt=False
                 )
                 return
+            if delivery.chat_id in self._gone:
+                return  # deactivating the chat already ended this row as dead
             try:
                 await self._send(delivery, report)
             except Exception as e:  # a bug in a transport must not lose the row
@@ -161,6 +165,7 @@ class Deliverer:
             await self._retry(delivery, reason, 0.0, report, count=False)
         elif e.chat_gone:
             log.warning("chat %s is gone, deactivating it: %s", delivery.chat_id, reason)
+            self._gone.add(delivery.chat_id)
             await self._store.chats.deactivate(delivery.chat_id, reason)
             report.dead += 1
         elif e.permanent:

@@ -1,0 +1,193 @@
+"""The outbox drainer with a fake Transport (edge cases); the real python-telegram-bot path is
+covered end to end in test_e2e."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.decide import Limit, Pacer
+from bot.delivery import MAX_ATTEMPTS, Deliverer
+from bot.errors import DeliveryError
+from bot.model import Candidate, Entry, Feed, Hit
+from bot.store import Store
+
+FEED = Feed(url="http://127.0.0.1/feed.xml", name="Outlet")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FakeTransport:
+    """Answers each send from a script of outcomes per chat; records what was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str, int | None]] = []
+        self.script: dict[int, list[DeliveryError]] = {}
+
+    async def send(self, chat_id: int, html: str, *, thread_id: int | None = None) -> int:
+        outcomes = self.script.get(chat_id)
+        if outcomes:
+            raise outcomes.pop(0)
+        self.sent.append((chat_id, html, thread_id))
+        return len(self.sent)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(f"sqlite:///{tmp_path}/db.sqlite")
+    await s.feeds.sync([FEED])
+    yield s
+    await s.close()
+
+
+async def queue(store: Store, clock: Clock, *titles: str) -> None:
+    cands = [
+        Candidate(
+            entry=Entry(id=t, link=f"http://x/{i}", title=t, summary="stablecoin news"),
+            key=t,
+            canonical_url=f"http://x/{i}",
+            title_key=t.replace(" ", ""),
+            alert=True,
+            hits=(Hit("t", ("stablecoin",)),),
+        )
+        for i, t in enumerate(titles)
+    ]
+    await store.feeds.save_cycle(
+        FEED.url,
+        cands,
+        now=clock.now,
+        next_fetch=clock.now,
+        etag=None,
+        last_modified=None,
+        content_hash=None,
+    )
+
+
+def deliverer(store: Store, transport: FakeTransport, clock: Clock) -> Deliverer:
+    fast = Limit(1000, 1.0)
+    return Deliverer(
+        store, transport, clock=clock, tz=UTC, pacer=Pacer(overall=fast, private=fast, group=fast)
+    )
+
+
+async def test_sends_renders_and_marks_sent(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(1, ["t"])
+    await store.chats.subscribe(2, ["t"])
+    await queue(store, clock, "Stablecoin licences granted")
+    report = await deliverer(store, transport, clock).drain()
+    assert report.sent == 2
+    assert sorted(chat for chat, _, _ in transport.sent) == [1, 2]
+    assert '<a href="http://x/0">' in transport.sent[0][1]
+    assert await store.outbox.counts() == {"sent": 2}
+    assert (await deliverer(store, transport, clock).drain()).sent == 0
+
+
+async def test_transient_error_is_retried_later_not_lost(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(1, ["t"])
+    await queue(store, clock, "Stablecoin licences granted")
+    transport.script[1] = [DeliveryError("HTTP 502 Bad Gateway")]
+    report = await deliverer(store, transport, clock).drain()
+    assert (report.sent, report.retried) == (0, 1)
+    assert await store.outbox.counts() == {"pending": 1}
+    clock.now += timedelta(seconds=5)
+    assert (await deliverer(store, transport, clock).drain()).sent == 1
+
+
+async def test_retry_after_is_honoured_within_a_waiting_drain(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(1, ["t"])
+    await queue(store, clock, "Stablecoin licences granted")
+    transport.script[1] = [DeliveryError("Flood control", retry_after=0.2)]
+    d = deliverer(store, transport, clock)
+    report = await d.drain()
+    assert report.sent == 0
+    clock.now += timedelta(seconds=1)
+    report = await d.drain(wait_until=clock.now + timedelta(minutes=1))
+    assert report.sent == 1
+
+
+async def test_forbidden_deactivates_chat(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(1, ["t"])
+    await queue(store, clock, "Stablecoin licences granted", "e-CNY pilot widened")
+    transport.script[1] = [
+        DeliveryError("Forbidden: bot was blocked", permanent=True, chat_gone=True)
+    ]
+    report = await deliverer(store, transport, clock).drain()
+    assert report.sent == 0
+    assert await store.outbox.counts() == {"dead": 2}
+
+
+async def test_bad_request_is_dead_with_reason(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(1, ["t"])
+    await store.chats.subscribe(2, ["t"])
+    await queue(store, clock, "Stablecoin licences granted")
+    transport.script[1] = [DeliveryError("Bad Request: chat not found", permanent=True)]
+    report = await deliverer(store, transport, clock).drain()
+    assert (report.sent, report.dead) == (1, 1)
+    assert await store.outbox.counts() == {"sent": 1, "dead": 1}
+
+
+async def test_migrated_group_is_followed(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(-5, ["t"])
+    await queue(store, clock, "Stablecoin licences granted")
+    transport.script[-5] = [DeliveryError("migrated", migrated_to=-1005)]
+    report = await deliverer(store, transport, clock).drain()
+    assert report.sent == 1
+    assert transport.sent[0][0] == -1005
+    assert await store.chats.subscriptions(-1005) == ["t"]
+
+
+async def test_gives_up_after_max_attempts_with_reason(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(1, ["t"])
+    await queue(store, clock, "Stablecoin licences granted")
+    transport.script[1] = [DeliveryError("HTTP 500")] * MAX_ATTEMPTS
+    d = deliverer(store, transport, clock)
+    for _ in range(MAX_ATTEMPTS):
+        await d.drain()
+        clock.now += timedelta(hours=2)
+    assert await store.outbox.counts() == {"dead": 1}
+    assert transport.sent == []
+
+
+async def test_stop_hands_claimed_rows_back(store: Store) -> None:
+    import asyncio
+
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(1, ["t"])
+    await queue(store, clock, "Stablecoin licences granted")
+    stop = asyncio.Event()
+    stop.set()
+    report = await deliverer(store, transport, clock).drain(stop=stop)
+    assert report.sent == 0
+    assert await store.outbox.counts() == {"pending": 1}
+
+
+async def test_pacing_spaces_sends_to_one_private_chat(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(1, ["t"])
+    await queue(store, clock, "Stablecoin licences granted", "e-CNY pilot widened")
+    slept: list[float] = []
+    ticks = iter(float(i) * 0.01 for i in range(1000))
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    d = Deliverer(store, transport, clock=clock, tz=UTC, monotonic=lambda: next(ticks), sleep=sleep)
+    report = await d.drain()
+    assert report.sent == 2
+    assert slept and slept[0] == pytest.approx(0.99, abs=0.05)
