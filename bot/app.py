@@ -138,7 +138,9 @@ class App:
         deliver_stop = asyncio.Event()
 
         async def deliver() -> None:
-            await self.deliverer.drain(stop=deliver_stop)
+            report = await self.deliverer.drain(stop=deliver_stop)
+            if report.sent or report.dead:
+                log.info("sent %d alerts, %d dead", report.sent, report.dead)
 
         self.scheduler = Scheduler(
             run_feed=self._poll,
@@ -209,12 +211,18 @@ class App:
         return feeds_table(await self.store.feeds.health(), now=self.clock())
 
     async def _sync_channels(self) -> None:
-        channels = [
-            ChannelConfig(c.chat_id, c.topics, c.thread_id) for c in self.settings.telegram.channels
-        ]
+        """Configured channels follow the config. In console mode the console is the only
+        recipient: nothing is marked sent to a Telegram chat that never saw it."""
         if self.application is None:
-            channels.append(ChannelConfig(CONSOLE_CHAT_ID, ("*",)))
-        await self.store.chats.sync_channels(channels)
+            await self.store.chats.sync_channels([ChannelConfig(CONSOLE_CHAT_ID, ("*",))])
+            return
+        await self.store.chats.sync_channels(
+            [
+                ChannelConfig(c.chat_id, c.topics, c.thread_id)
+                for c in self.settings.telegram.channels
+            ]
+        )
+        await self.store.chats.deactivate(CONSOLE_CHAT_ID, "console mode ended: a token is set")
 
     def _telegram_bot(self) -> Any:
         return _BotSession(self.application)

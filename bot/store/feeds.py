@@ -29,6 +29,7 @@ from bot.store.schema import (
 )
 
 _CHUNK = 500
+_STORY_LOCK = 0x6E657773  # "news": the advisory lock id serialising story creation
 
 
 class FeedStore:
@@ -130,9 +131,17 @@ class FeedStore:
         redirect_url: str | None = None,
     ) -> tuple[int, int]:
         """Store a fetched feed's new entries; returns (entries with hits, outbox rows queued)."""
+        values: dict[str, Any] = _ok_values("ok", now, next_fetch)
+        values.update(
+            etag=etag, last_modified=last_modified, content_hash=content_hash, first_fetch_done=True
+        )
+        if redirect_url:
+            values["redirect_url"] = redirect_url
         matched = queued = 0
         async with self._engine.begin() as conn:
+            await _serialize_story_writers(conn)
             feed_id = await _feed_id(conn, url)
+            await conn.execute(update(feeds).where(feeds.c.id == feed_id).values(values))
             for cand in candidates:
                 story_id = await self._story_for(conn, cand, now)
                 inserted = await conn.execute(
@@ -143,7 +152,7 @@ class FeedStore:
                         canonical_url=cand.canonical_url,
                         title=cand.entry.title,
                         link=cand.entry.link,
-                        summary=cand.entry.summary,
+                        summary=_summary(cand),
                         published=cand.entry.published,
                         first_seen=now,
                         alerted=cand.alert and bool(cand.hits),
@@ -156,16 +165,6 @@ class FeedStore:
                 await _save_hits(conn, story_id, cand.hits, now)
                 if cand.alert:
                     queued += await _fan_out(conn, story_id, cand.hits, now)
-            values: dict[str, Any] = _ok_values("ok", now, next_fetch)
-            values.update(
-                etag=etag,
-                last_modified=last_modified,
-                content_hash=content_hash,
-                first_fetch_done=True,
-            )
-            if redirect_url:
-                values["redirect_url"] = redirect_url
-            await conn.execute(update(feeds).where(feeds.c.id == feed_id).values(values))
         return matched, queued
 
     async def _story_for(self, conn: AsyncConnection, cand: Candidate, now: datetime) -> int:
@@ -192,7 +191,7 @@ class FeedStore:
                 title_key=cand.title_key,
                 title=cand.entry.title,
                 link=cand.entry.link,
-                summary=cand.entry.summary,
+                summary=_summary(cand),
                 published=cand.entry.published,
                 first_seen=now,
             )
@@ -234,6 +233,11 @@ class FeedStore:
         ]
 
 
+def _summary(cand: Candidate) -> str:
+    """The entry's summary, else the start of its content (some feeds carry only content)."""
+    return cand.entry.summary or cand.entry.content[:2000]
+
+
 def _ok_values(status: str, now: datetime, next_fetch: datetime) -> dict[str, Any]:
     return {
         "status": status,
@@ -243,6 +247,20 @@ def _ok_values(status: str, now: datetime, next_fetch: datetime) -> dict[str, An
         "consecutive_errors": 0,
         "last_error": None,
     }
+
+
+async def _serialize_story_writers(conn: AsyncConnection) -> None:
+    """Take the write lock before the first read, so two feeds carrying one story at the same
+    moment cannot both miss the other's row and start two stories.
+
+    SQLite: the first statement of the transaction is a write, which takes SQLite's single
+    write lock; the reads after it see every committed story. PostgreSQL: a transaction-level
+    advisory lock does the same across instances sharing the database.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(_STORY_LOCK)))
+    else:
+        await conn.execute(update(feeds).where(feeds.c.id == -1).values(active=feeds.c.active))
 
 
 async def _feed_id(conn: AsyncConnection, url: str) -> int:
