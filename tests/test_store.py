@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
+import pgserver
 import pytest
+from pgserver import PgServer
 
 from bot.dedup import canonical_url, entry_key, title_key
 from bot.model import Candidate, Entry, Feed, Hit
@@ -17,9 +21,32 @@ FEED_A = Feed(url="http://127.0.0.1/a.xml", name="Outlet A")
 FEED_B = Feed(url="http://127.0.0.1/b.xml", name="Outlet B")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(f"sqlite:///{tmp_path}/state/newsbot.db")
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PgServer]:
+    server = pgserver.start()
+    if isinstance(server, str):
+        pytest.skip(server)
+    yield server
+    server.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/state/newsbot.db"
+    else:
+        server: PgServer = request.getfixturevalue("postgres")
+        name = f"newsbot_test_{next(_databases)}"
+        conn = await asyncpg.connect(f"{server.url}/postgres")
+        try:
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+        url = f"{server.url}/{name}"
+    s = await Store.open(url)
     await s.feeds.sync([FEED_A, FEED_B])
     yield s
     await s.close()
@@ -50,7 +77,8 @@ async def save(store: Store, feed: Feed, *cands: Candidate, now: datetime = NOW)
 
 
 async def test_creates_schema_in_a_new_state_dir(store: Store, tmp_path: Path) -> None:
-    assert (tmp_path / "state" / "newsbot.db").exists()
+    if store.engine.dialect.name == "sqlite":
+        assert (tmp_path / "state" / "newsbot.db").exists()
     assert (await store.feeds.state(FEED_A.url)).first_fetch_done is False
 
 
