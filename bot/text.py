@@ -86,14 +86,47 @@ def _compat_runs() -> re.Pattern[str]:
 
 
 @cache
-def _traditional() -> re.Pattern[str]:
-    """Characters that t2s converts, found by converting every CJK character once."""
+def _char_pairs() -> tuple[tuple[str, str], ...]:
+    """(character, its t2s form) for every CJK character that t2s changes, converted once."""
     chars = [chr(i) for lo, hi in _CJK_RANGES for i in range(lo, hi)]
     converted = str(_t2s().convert("\n".join(chars))).split("\n")
-    return _char_class([c for c, s in zip(chars, converted, strict=True) if c != s])
+    return tuple((c, s) for c, s in zip(chars, converted, strict=True) if c != s)
+
+
+@cache
+def _traditional() -> re.Pattern[str]:
+    """Characters that t2s converts."""
+    return _char_class([c for c, _ in _char_pairs()])
+
+
+@cache
+def char_variants() -> dict[str, tuple[str, ...]]:
+    """Each Simplified character with every character that folds to it, itself first.
+
+    The matcher uses this to find a folded keyword in unconverted text: 湾区 becomes
+    [湾灣][区區], which costs nothing per entry, where converting each text costs ~50 us.
+    """
+    variants: dict[str, list[str]] = {}
+    for trad, simp in _char_pairs():
+        if len(simp) == 1:
+            variants.setdefault(simp, [simp]).append(trad)
+    return {simp: tuple(chars) for simp, chars in variants.items()}
+
+
+# The compatibility characters common in Chinese news text: full-width punctuation and the
+# ideographic space. ``str.replace`` on these is far cheaper than any regex scan.
+_COMMON_COMPAT = tuple(
+    (c, unicodedata.normalize("NFKC", c))
+    for c in "\uff0c\uff1a\uff1b\uff01\uff1f\uff08\uff09\u3000\uff05\uff0e"
+)
 
 
 def _nfkc(text: str) -> str:
+    if unicodedata.is_normalized("NFKC", text):
+        return text
+    for char, normal in _COMMON_COMPAT:
+        if char in text:
+            text = text.replace(char, normal)
     if unicodedata.is_normalized("NFKC", text):
         return text
     # Replacing a run by its NFKC form keeps the string's NFKD, so the result is unchanged;
@@ -104,6 +137,13 @@ def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
+def fold_width_case(text: str) -> str:
+    """NFKC and casefold, without Traditional -> Simplified (see ``char_variants``)."""
+    if text.isascii():
+        return text.lower()
+    return _nfkc(text).casefold()
+
+
 def fold(text: str) -> str:
     """NFKC, casefold, Traditional -> Simplified. Used for keywords and texts alike."""
     if text.isascii():
@@ -112,3 +152,40 @@ def fold(text: str) -> str:
     if _traditional().search(folded) is None:
         return folded
     return str(_t2s().convert(folded))
+
+
+def fold_pattern(pattern: str) -> str:
+    """A ``re:`` pattern made comparable with folded text: NFKC and Traditional -> Simplified.
+
+    No casefold: it would turn escapes such as ``\\S`` or ``\\D`` into their opposites; the
+    matcher compiles patterns case-insensitively instead.
+    """
+    if pattern.isascii():
+        return pattern
+    return str(_t2s().convert(unicodedata.normalize("NFKC", pattern)))
+
+
+# Dash-like characters and the underscore read as a hyphen; whitespace runs as one space. The
+# matcher lets a space or hyphen inside a keyword also be a space, a hyphen or nothing, so
+# "e-CNY", "e CNY" and "eCNY" are one keyword.
+_DASHES = ("\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212", "_")
+_LOOSE_SPACE = ("  ", "\n", "\t", "\r", "\f", "\v")
+
+
+def match_form(text: str, *, chinese: bool = True) -> str:
+    """``fold(text)`` with dashes as ``-`` and whitespace runs as one space.
+
+    ``chinese=False`` leaves Traditional characters as they are (``fold_width_case``).
+    The checks with ``in`` are C-speed; the rebuilding only runs on text that needs it
+    (feed text usually arrives with whitespace already collapsed by ``html_to_text``).
+    """
+    folded = fold(text) if chinese else fold_width_case(text)
+    for dash in _DASHES:
+        if dash in folded:
+            folded = folded.replace(dash, "-")
+    if any(space in folded for space in _LOOSE_SPACE):
+        folded = _SPACE_RUNS.sub(" ", folded)
+    return folded
+
+
+_SPACE_RUNS = re.compile(r"\s+")
