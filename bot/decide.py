@@ -67,7 +67,7 @@ def delivery_delay(attempts: int, *, retry_after: float | None = None) -> timede
     """Wait before retrying a send that has failed ``attempts`` times (1 after the first)."""
     if retry_after is not None:
         return timedelta(seconds=max(retry_after, 0.0))
-    delay = DELIVERY_BASE_DELAY * (2 ** max(0, min(attempts - 1, 20)))
+    delay: timedelta = DELIVERY_BASE_DELAY * (2 ** max(0, min(attempts - 1, 20)))
     return min(delay, DELIVERY_MAX_DELAY)
 
 

@@ -116,7 +116,7 @@ class Scheduler:
             return
         task = asyncio.current_task()
         if task is not None:
-            self._running.add(task)  # type: ignore[arg-type]
+            self._running.add(task)
         try:
             report = await self._run_feed(feed)
             when = report.next_fetch or self._clock() + self._retry_interval
@@ -127,7 +127,7 @@ class Scheduler:
             when = self._clock() + self._retry_interval
         finally:
             if task is not None:
-                self._running.discard(task)  # type: ignore[arg-type]
+                self._running.discard(task)
         if self._scheduler.running and url in self._feeds:
             self._schedule(self._feeds[url], when)
 

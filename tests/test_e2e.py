@@ -65,7 +65,9 @@ class Setup:
     feeds: FeedServer
 
 
-def write_setup(tmp_path: Path, feeds: FeedServer, *, api_url: str | None) -> Setup:
+def write_setup(
+    tmp_path: Path, feeds: FeedServer, *, api_url: str | None, interval: str = "10m"
+) -> Setup:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "topics.yaml").write_text(TOPICS, encoding="utf-8")
@@ -97,6 +99,7 @@ dir = "{rules}"
 
 [polling]
 timeout = "5s"
+interval = "{interval}"
 """,
         encoding="utf-8",
     )
@@ -200,24 +203,38 @@ async def test_subscriber_gets_alerts_through_chat_commands(
     tmp_path: Path, servers: tuple[FeedServer, FakeBotApi]
 ) -> None:
     feeds, api = servers
-    setup = write_setup(tmp_path, feeds, api_url=api.api_url)
+    setup = write_setup(tmp_path, feeds, api_url=api.api_url, interval="1s")
     settings = load_settings(setup.config, {"TELEGRAM_BOT_TOKEN": TOKEN})
     stop = asyncio.Event()
     with ThreadPoolExecutor(2) as pool:
         app = await build(settings, parse_executor=pool)
+        serving = asyncio.create_task(app.serve(stop))
         try:
-            serving = asyncio.create_task(app.serve(stop))
             api.push_message(4242, "/start", user_id=4242)
+            await api.wait_for(lambda: any(s.chat_id == 4242 for s in api.sent), timeout=30)
+            feeds.set(
+                "/b.xml",
+                rss(
+                    [
+                        story(3, "Shenzhen expands e-CNY pilot"),
+                        story(6, "Shenzhen opens cross-border fintech sandbox"),
+                    ]
+                ),
+            )
             await api.wait_for(
-                lambda: any(s.chat_id == 4242 and "Shenzhen" in s.visible for s in api.sent),
+                lambda: any(s.chat_id == 4242 and "sandbox" in s.visible for s in api.sent),
                 timeout=30,
             )
+        finally:
             stop.set()
             await asyncio.wait_for(serving, 30)
-        finally:
             await app.close()
-    to_user = [s for s in api.sent if s.chat_id == 4242]
-    assert sum("Shenzhen expands e-CNY pilot" in s.visible for s in to_user) == 1
+    to_user = [s.visible for s in api.sent if s.chat_id == 4242]
+    assert to_user[0].startswith("Welcome")
+    assert sum("sandbox" in text for text in to_user) == 1
+    assert not any("Shenzhen expands e-CNY pilot" in text for text in to_user), (
+        "a new subscriber gets new stories, not the backlog"
+    )
     assert api.commands, "the command menu was registered"
 
 

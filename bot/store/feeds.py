@@ -196,7 +196,10 @@ class FeedStore:
                 first_seen=now,
             )
         )
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        if key is None:  # pragma: no cover - every supported dialect returns the new id
+            raise RuntimeError("the database did not return the new story's id")
+        return int(key[0])
 
     async def health(self) -> list[FeedHealth]:
         entry_counts = (

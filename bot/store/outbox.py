@@ -105,11 +105,12 @@ class OutboxStore:
     async def next_due(self) -> datetime | None:
         """When the earliest pending row becomes due, or None when nothing is pending."""
         async with self._engine.connect() as conn:
-            return await conn.scalar(
+            due: datetime | None = await conn.scalar(
                 select(func.min(deliveries.c.next_attempt))
                 .join(chats, chats.c.chat_id == deliveries.c.chat_id)
                 .where(deliveries.c.status == PENDING, chats.c.active)
             )
+            return due
 
     async def counts(self) -> dict[str, int]:
         """Rows per status."""
