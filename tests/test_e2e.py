@@ -210,6 +210,9 @@ async def test_subscriber_gets_alerts_through_chat_commands(
         app = await build(settings, parse_executor=pool)
         serving = asyncio.create_task(app.serve(stop))
         try:
+            # The first poll's stories are queued (and sent to the channel) before anyone
+            # subscribes: they are the backlog a new subscriber must not get.
+            await api.wait_for(lambda: sum(s.chat_id == CHANNEL for s in api.sent) == 2, timeout=30)
             api.push_message(4242, "/start", user_id=4242)
             await api.wait_for(lambda: any(s.chat_id == 4242 for s in api.sent), timeout=30)
             feeds.set(

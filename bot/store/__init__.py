@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.chats import ChannelConfig, ChatStore
-from bot.store.engine import create_engine, migrate
+from bot.store.engine import Database, create_engine, migrate
 from bot.store.feeds import FeedStore
 from bot.store.outbox import OutboxStore
 
@@ -22,9 +22,10 @@ __all__ = ["ChannelConfig", "Store"]
 class Store:
     def __init__(self, engine: AsyncEngine, *, story_window: timedelta) -> None:
         self.engine = engine
-        self.feeds = FeedStore(engine, story_window=story_window)
-        self.chats = ChatStore(engine)
-        self.outbox = OutboxStore(engine)
+        db = Database(engine)
+        self.feeds = FeedStore(db, story_window=story_window)
+        self.chats = ChatStore(db)
+        self.outbox = OutboxStore(db)
 
     @classmethod
     async def open(cls, url: str, *, story_window: timedelta = timedelta(hours=72)) -> Store:

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.store.engine import insert_ignore
+from bot.store.engine import Database, insert_ignore
 from bot.store.schema import DEAD, PENDING, SENDING, chats, deliveries, subscriptions
 
 
@@ -23,8 +23,8 @@ class ChannelConfig:
 
 
 class ChatStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def upsert_chat(
         self,
@@ -35,13 +35,13 @@ class ChatStore:
         title: str | None = None,
     ) -> None:
         """Record a chat that talked to the bot; a chat that comes back is active again."""
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             await _upsert(conn, chat_id, kind=kind, language=language, title=title)
 
     async def subscribe(self, chat_id: int, topic_ids: Sequence[str]) -> list[str]:
         """Subscribe; returns the ids that were not subscribed before."""
         added = []
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             await _upsert(conn, chat_id, kind=_kind_of(chat_id))
             for topic_id in dict.fromkeys(topic_ids):
                 result = await conn.execute(
@@ -55,7 +55,7 @@ class ChatStore:
 
     async def unsubscribe(self, chat_id: int, topic_ids: Sequence[str]) -> list[str]:
         """Unsubscribe; returns the ids that were subscribed."""
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             current = set(await _topics(conn, chat_id))
             removed = [t for t in dict.fromkeys(topic_ids) if t in current]
             if removed:
@@ -67,19 +67,19 @@ class ChatStore:
         return removed
 
     async def unsubscribe_all(self, chat_id: int) -> int:
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             result = await conn.execute(
                 delete(subscriptions).where(subscriptions.c.chat_id == chat_id)
             )
         return max(result.rowcount, 0)
 
     async def subscriptions(self, chat_id: int) -> list[str]:
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             return await _topics(conn, chat_id)
 
     async def sync_channels(self, channels: Sequence[ChannelConfig]) -> None:
         """Make configured channels' subscriptions follow the config exactly."""
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             configured = {c.chat_id for c in channels}
             old = set(await conn.scalars(select(chats.c.chat_id).where(chats.c.from_config)))
             for gone in old - configured:
@@ -107,7 +107,7 @@ class ChatStore:
 
     async def deactivate(self, chat_id: int, reason: str) -> int:
         """The chat blocked or removed the bot: stop sending, end its queued rows as dead."""
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 update(chats)
                 .where(chats.c.chat_id == chat_id)
@@ -125,7 +125,7 @@ class ChatStore:
 
     async def migrate(self, old_id: int, new_id: int) -> None:
         """A group became a supergroup: its id changes everywhere, its queue moves with it."""
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             row = (await conn.execute(select(chats).where(chats.c.chat_id == old_id))).first()
             if row is None:
                 return

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, func, literal, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Integer, cast, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Candidate, Feed, FeedHealth, FeedState, Hit
-from bot.store.engine import insert_ignore
+from bot.store.engine import Database, insert_ignore
 from bot.store.schema import (
     PENDING,
     chats,
@@ -33,13 +33,13 @@ _STORY_LOCK = 0x6E657773  # "news": the advisory lock id serialising story creat
 
 
 class FeedStore:
-    def __init__(self, engine: AsyncEngine, *, story_window: timedelta) -> None:
-        self._engine = engine
+    def __init__(self, db: Database, *, story_window: timedelta) -> None:
+        self._db = db
         self._window = story_window
 
     async def sync(self, configured: Sequence[Feed]) -> None:
         """Make the feeds table follow ``feeds.yaml``: add new feeds, retire removed ones."""
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             known = {row.url: row.id for row in await conn.execute(select(feeds.c.url, feeds.c.id))}
             for feed in configured:
                 values = {"name": feed.name, "tags": list(feed.tags), "active": True}
@@ -52,7 +52,7 @@ class FeedStore:
                 await conn.execute(update(feeds).where(feeds.c.url.in_(gone)).values(active=False))
 
     async def state(self, url: str) -> FeedState:
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             row = (await conn.execute(select(feeds).where(feeds.c.url == url))).first()
         if row is None:
             return FeedState()
@@ -66,14 +66,14 @@ class FeedStore:
 
     async def next_fetches(self) -> dict[str, datetime | None]:
         """When each active feed is due, as the last cycle decided (None: never fetched)."""
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             rows = await conn.execute(select(feeds.c.url, feeds.c.next_fetch).where(feeds.c.active))
             return {url: when for url, when in rows}
 
     async def seen_keys(self, url: str, keys: Sequence[str]) -> set[str]:
         """The subset of ``keys`` already recorded for this feed (one query per 500 keys)."""
         seen: set[str] = set()
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             feed_id = await _feed_id(conn, url)
             for i in range(0, len(keys), _CHUNK):
                 chunk = keys[i : i + _CHUNK]
@@ -86,7 +86,7 @@ class FeedStore:
     async def record_error(
         self, url: str, error: str, *, now: datetime, next_fetch: datetime
     ) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 update(feeds)
                 .where(feeds.c.url == url)
@@ -115,7 +115,7 @@ class FeedStore:
             values["etag"] = etag
         if last_modified is not None:
             values["last_modified"] = last_modified
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             await conn.execute(update(feeds).where(feeds.c.url == url).values(values))
 
     async def save_cycle(
@@ -137,69 +137,78 @@ class FeedStore:
         )
         if redirect_url:
             values["redirect_url"] = redirect_url
-        matched = queued = 0
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             await _serialize_story_writers(conn)
             feed_id = await _feed_id(conn, url)
             await conn.execute(update(feeds).where(feeds.c.id == feed_id).values(values))
-            for cand in candidates:
-                story_id = await self._story_for(conn, cand, now)
-                inserted = await conn.execute(
-                    insert_ignore(conn, entries).values(
-                        feed_id=feed_id,
-                        entry_key=cand.key,
-                        story_id=story_id,
-                        canonical_url=cand.canonical_url,
-                        title=cand.entry.title,
-                        link=cand.entry.link,
-                        summary=_summary(cand),
-                        published=cand.entry.published,
-                        first_seen=now,
-                        alerted=cand.alert and bool(cand.hits),
-                        matched=bool(cand.hits),
-                    )
-                )
-                if inserted.rowcount == 0 or not cand.hits:
-                    continue
-                matched += 1
-                await _save_hits(conn, story_id, cand.hits, now)
-                if cand.alert:
-                    queued += await _fan_out(conn, story_id, cand.hits, now)
-        return matched, queued
+            if not candidates:
+                return 0, 0
+            story_ids = await self._stories_for(conn, candidates, now)
+            await conn.execute(
+                insert_ignore(conn, entries),
+                [
+                    _entry_row(feed_id, sid, c, now)
+                    for sid, c in zip(story_ids, candidates, strict=True)
+                ],
+            )
+            hit_rows = [
+                {
+                    "story_id": sid,
+                    "topic_id": h.topic_id,
+                    "keywords": list(h.keywords),
+                    "created": now,
+                }
+                for sid, c in zip(story_ids, candidates, strict=True)
+                for h in c.hits
+            ]
+            if hit_rows:
+                await conn.execute(insert_ignore(conn, hits), hit_rows)
+            queued = 0
+            for sid, cand in zip(story_ids, candidates, strict=True):
+                if cand.alert and cand.hits:
+                    queued += await _fan_out(conn, sid, cand.hits, now)
+        return sum(1 for c in candidates if c.hits), queued
 
-    async def _story_for(self, conn: AsyncConnection, cand: Candidate, now: datetime) -> int:
-        """The story this entry joins (same canonical URL, or same title key within the
-        window), or a new one."""
-        conditions = []
-        if cand.canonical_url:
-            conditions.append(stories.c.canonical_url == cand.canonical_url)
-        if cand.title_key:
-            conditions.append(
-                and_(
-                    stories.c.title_key == cand.title_key,
-                    stories.c.first_seen >= now - self._window,
-                )
+    async def _stories_for(
+        self, conn: AsyncConnection, candidates: Sequence[Candidate], now: datetime
+    ) -> list[int]:
+        """The story each entry joins (same canonical URL, or same title key within the
+        window; the oldest story wins), creating stories for the rest. Entries of this batch
+        join each other's new stories the same way."""
+        by_url, by_key = await self._existing_stories(conn, candidates, now)
+        ids = []
+        for cand in candidates:
+            story_id = by_url.get(cand.canonical_url) or by_key.get(cand.title_key)
+            if story_id is None:
+                story_id = await _new_story(conn, cand, now)
+            if cand.canonical_url:
+                by_url.setdefault(cand.canonical_url, story_id)
+            if cand.title_key:
+                by_key.setdefault(cand.title_key, story_id)
+            ids.append(story_id)
+        return ids
+
+    async def _existing_stories(
+        self, conn: AsyncConnection, candidates: Sequence[Candidate], now: datetime
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        urls = sorted({c.canonical_url for c in candidates if c.canonical_url})
+        keys = sorted({c.title_key for c in candidates if c.title_key})
+        by_url: dict[str, int] = {}
+        by_key: dict[str, int] = {}
+        for i in range(0, len(urls), _CHUNK):
+            query = select(stories.c.id, stories.c.canonical_url).where(
+                stories.c.canonical_url.in_(urls[i : i + _CHUNK])
             )
-        if conditions:
-            query = select(stories.c.id).where(or_(*conditions)).order_by(stories.c.id).limit(1)
-            existing = await conn.scalar(query)
-            if existing is not None:
-                return int(existing)
-        result = await conn.execute(
-            stories.insert().values(
-                canonical_url=cand.canonical_url,
-                title_key=cand.title_key,
-                title=cand.entry.title,
-                link=cand.entry.link,
-                summary=_summary(cand),
-                published=cand.entry.published,
-                first_seen=now,
+            for story_id, canonical in await conn.execute(query.order_by(stories.c.id)):
+                by_url.setdefault(canonical, story_id)
+        for i in range(0, len(keys), _CHUNK):
+            query = select(stories.c.id, stories.c.title_key).where(
+                stories.c.title_key.in_(keys[i : i + _CHUNK]),
+                stories.c.first_seen >= now - self._window,
             )
-        )
-        key = result.inserted_primary_key
-        if key is None:  # pragma: no cover - every supported dialect returns the new id
-            raise RuntimeError("the database did not return the new story's id")
-        return int(key[0])
+            for story_id, key in await conn.execute(query.order_by(stories.c.id)):
+                by_key.setdefault(key, story_id)
+        return by_url, by_key
 
     async def health(self) -> list[FeedHealth]:
         entry_counts = (
@@ -217,7 +226,7 @@ class FeedStore:
             .where(feeds.c.active)
             .order_by(feeds.c.name)
         )
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [
             FeedHealth(
@@ -234,6 +243,40 @@ class FeedStore:
             )
             for row in rows
         ]
+
+
+async def _new_story(conn: AsyncConnection, cand: Candidate, now: datetime) -> int:
+    result = await conn.execute(
+        stories.insert().values(
+            canonical_url=cand.canonical_url,
+            title_key=cand.title_key,
+            title=cand.entry.title,
+            link=cand.entry.link,
+            summary=_summary(cand),
+            published=cand.entry.published,
+            first_seen=now,
+        )
+    )
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - every supported dialect returns the new id
+        raise RuntimeError("the database did not return the new story's id")
+    return int(key[0])
+
+
+def _entry_row(feed_id: int, story_id: int, cand: Candidate, now: datetime) -> dict[str, Any]:
+    return {
+        "feed_id": feed_id,
+        "entry_key": cand.key,
+        "story_id": story_id,
+        "canonical_url": cand.canonical_url,
+        "title": cand.entry.title,
+        "link": cand.entry.link,
+        "summary": _summary(cand),
+        "published": cand.entry.published,
+        "first_seen": now,
+        "alerted": cand.alert and bool(cand.hits),
+        "matched": bool(cand.hits),
+    }
 
 
 def _summary(cand: Candidate) -> str:
@@ -271,17 +314,6 @@ async def _feed_id(conn: AsyncConnection, url: str) -> int:
     if feed_id is None:
         raise KeyError(f"feed not in the store: {url}")
     return int(feed_id)
-
-
-async def _save_hits(
-    conn: AsyncConnection, story_id: int, story_hits: Sequence[Hit], now: datetime
-) -> None:
-    for hit in story_hits:
-        await conn.execute(
-            insert_ignore(conn, hits).values(
-                story_id=story_id, topic_id=hit.topic_id, keywords=list(hit.keywords), created=now
-            )
-        )
 
 
 async def _fan_out(

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Delivery, Story
+from bot.store.engine import Database
 from bot.store.schema import (
     DEAD,
     PENDING,
@@ -32,12 +33,12 @@ from bot.store.schema import (
 
 
 class OutboxStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def release_stale(self, now: datetime, stale_after: timedelta) -> int:
         """Return rows claimed before ``now - stale_after`` (a crashed sender's) to pending."""
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             result = await conn.execute(
                 update(deliveries)
                 .where(
@@ -51,7 +52,7 @@ class OutboxStore:
     async def claim(self, now: datetime, limit: int) -> list[Delivery]:
         """Claim up to ``limit`` due rows, oldest first. A row another sender claimed first is
         skipped: the UPDATE only succeeds while the row is still pending."""
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             due = (
                 await conn.execute(
                     select(deliveries.c.id)
@@ -82,7 +83,7 @@ class OutboxStore:
     async def mark_retry(
         self, delivery_id: int, error: str, next_attempt: datetime, *, count_attempt: bool = True
     ) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == delivery_id)
@@ -95,7 +96,7 @@ class OutboxStore:
             )
 
     async def mark_dead(self, delivery_id: int, error: str) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == delivery_id)
@@ -104,7 +105,7 @@ class OutboxStore:
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending row becomes due, or None when nothing is pending."""
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             due: datetime | None = await conn.scalar(
                 select(func.min(deliveries.c.next_attempt))
                 .join(chats, chats.c.chat_id == deliveries.c.chat_id)
@@ -114,14 +115,14 @@ class OutboxStore:
 
     async def counts(self) -> dict[str, int]:
         """Rows per status."""
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             rows = await conn.execute(
                 select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
             )
             return {status: int(n) for status, n in rows}
 
     async def _set(self, delivery_id: int, **values: object) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 update(deliveries).where(deliveries.c.id == delivery_id).values(**values)
             )
