@@ -11,10 +11,9 @@ import asyncio
 import concurrent.futures
 import html
 import logging
-import multiprocessing
 import random
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,6 @@ from bot.errors import DeliveryError, RuleErrors
 from bot.fetch import Fetcher
 from bot.matcher import Matcher
 from bot.model import Feed, FeedReport
-from bot.parse import ParsedFeed, parse_feed
 from bot.pipeline import FeedRunner, Policy
 from bot.rulebook import Rulebook
 from bot.rulefiles import check_rules
@@ -37,6 +35,7 @@ from bot.scheduler import Scheduler
 from bot.store import ChannelConfig, Store
 from bot.telegram import commands, transport
 from bot.views import feeds_table, status_text
+from bot.workers import ParserPool
 
 log = logging.getLogger(__name__)
 
@@ -289,15 +288,12 @@ async def _build(
         transport=http_transport,
     )
     stack.push_async_callback(fetcher.aclose)
-    if parse_executor is None:
-        parse_executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=2, mp_context=multiprocessing.get_context("spawn")
-        )
-        stack.callback(parse_executor.shutdown, cancel_futures=True)
+    parsers = ParserPool(executor=parse_executor)
+    stack.callback(parsers.close)
     application, sender, pacer = _telegram(settings, stack, console)
     runner = FeedRunner(
         fetcher=fetcher,
-        parse=_off_loop_parser(parse_executor),
+        parse=parsers.parse,
         store=store,
         matcher=lambda: rules.matcher,
         policy=Policy(polling.interval, polling.backfill, polling.max_age),
@@ -345,20 +341,6 @@ def _telegram(
         return None, transport.ConsoleTransport(console or sys.stdout), pacer
     application = transport.build_application(token, settings.telegram.api_url)
     return application, transport.TelegramTransport(application.bot), decide.Pacer()
-
-
-def _off_loop_parser(
-    executor: concurrent.futures.Executor,
-) -> Callable[[bytes, str, Mapping[str, str]], Any]:
-    async def parse(content: bytes, url: str, headers: Mapping[str, str]) -> ParsedFeed:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, _parse_job, content, url, dict(headers))
-
-    return parse
-
-
-def _parse_job(content: bytes, url: str, headers: dict[str, str]) -> ParsedFeed:
-    return parse_feed(content, url=url, headers=headers)
 
 
 def _log_poll(reports: list[FeedReport]) -> None:

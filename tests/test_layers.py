@@ -39,6 +39,7 @@ LAYERS = {
         "bot.telegram",
         "bot.telegram.transport",
         "bot.telegram.commands",
+        "bot.workers",
     },
     "orchestration": {"bot.pipeline", "bot.delivery", "bot.scheduler"},
     "wiring": {"bot.config", "bot.logs", "bot.app", "bot.cli", "bot.__main__"},

@@ -1,0 +1,64 @@
+"""Parsing off the event loop, in worker processes that may die.
+
+feedparser holds the GIL for 20-150 ms per feed; in a thread that stalls the event loop (and
+the chat) 5-16 ms per feed, in a process < 1.5 ms (DESIGN). A worker process can die: the
+kernel's OOM killer takes it on a hostile feed, or it crashes. A dead worker breaks a
+``ProcessPoolExecutor`` for good, so ``ParserPool`` turns that into a ``ParseError`` for the
+feed that was being parsed and starts a fresh pool for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from bot.errors import ParseError
+from bot.parse import ParsedFeed, parse_feed
+
+log = logging.getLogger(__name__)
+
+
+def _parse_job(content: bytes, url: str, headers: dict[str, str]) -> ParsedFeed:
+    return parse_feed(content, url=url, headers=headers)
+
+
+class ParserPool:
+    """``await pool.parse(content, url, headers)``; the processes start on first use.
+
+    ``executor``: use this one instead (tests pass a thread pool); it is not rebuilt.
+    """
+
+    def __init__(self, *, workers: int = 2, executor: Executor | None = None) -> None:
+        self._workers = workers
+        self._given = executor
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> Executor:
+        if self._given is not None:
+            return self._given
+        if self._pool is None:
+            # spawn, not fork: forking a process that runs threads (the database's) is unsafe.
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+        return self._pool
+
+    async def parse(self, content: bytes, url: str, headers: Mapping[str, str]) -> ParsedFeed:
+        loop = asyncio.get_running_loop()
+        executor = self._executor()
+        try:
+            return await loop.run_in_executor(executor, _parse_job, content, url, dict(headers))
+        except BrokenProcessPool as e:
+            log.error("a parser process died while parsing %s; starting new ones", url)
+            if self._pool is executor:
+                self._pool = None
+                executor.shutdown(wait=False, cancel_futures=True)
+            raise ParseError(f"{url}: the parser process died (out of memory?)") from e
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
