@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from bot import decide
+from bot import pacing
 from bot.config import Settings
 from bot.delivery import Deliverer, DrainReport, Transport
 from bot.errors import DeliveryError, RuleErrors
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # Console mode delivers to this pseudo-chat, which follows every topic.
 CONSOLE_CHAT_ID = 0
-_UNLIMITED = decide.Limit(1_000_000, 1.0)
+_UNLIMITED = pacing.Limit(1_000_000, 1.0)
 
 
 def utcnow() -> datetime:
@@ -330,17 +330,17 @@ async def _build(
 
 def _telegram(
     settings: Settings, stack: AsyncExitStack, console: TextIO | None
-) -> tuple[Any | None, Transport, decide.Pacer]:
+) -> tuple[Any | None, Transport, pacing.Pacer]:
     token = settings.telegram.token
     if not token:
         log.warning(
             "no Telegram token (TELEGRAM_BOT_TOKEN or telegram.token): "
             "alerts are printed to the console instead of sent"
         )
-        pacer = decide.Pacer(overall=_UNLIMITED, private=_UNLIMITED, group=_UNLIMITED)
+        pacer = pacing.Pacer(overall=_UNLIMITED, private=_UNLIMITED, group=_UNLIMITED)
         return None, transport.ConsoleTransport(console or sys.stdout), pacer
     application = transport.build_application(token, settings.telegram.api_url)
-    return application, transport.TelegramTransport(application.bot), decide.Pacer()
+    return application, transport.TelegramTransport(application.bot), pacing.Pacer()
 
 
 def _log_poll(reports: list[FeedReport]) -> None:

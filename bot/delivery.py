@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol
 
-from bot import decide
+from bot import pacing
 from bot.errors import DeliveryError
 from bot.model import Delivery
 from bot.store import Store
@@ -53,7 +53,7 @@ class Deliverer:
         *,
         clock: Callable[[], datetime],
         tz: tzinfo,
-        pacer: decide.Pacer | None = None,
+        pacer: pacing.Pacer | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         batch: int = 30,
@@ -63,7 +63,7 @@ class Deliverer:
         self._transport = transport
         self._clock = clock
         self._tz = tz
-        self._pacer = pacer or decide.Pacer()
+        self._pacer = pacer or pacing.Pacer()
         self._monotonic = monotonic
         self._sleep = sleep
         self._batch = batch
@@ -191,7 +191,7 @@ class Deliverer:
             )
             report.dead += 1
             return
-        delay = decide.delivery_delay(attempts, retry_after=retry_after)
+        delay = pacing.delivery_delay(attempts, retry_after=retry_after)
         await self._store.outbox.mark_retry(
             delivery.id, reason, self._clock() + delay, count_attempt=count
         )

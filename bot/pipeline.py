@@ -133,7 +133,7 @@ class FeedRunner:
             if key not in seen
         ]
         next_fetch = self._next_fetch(feed, now, 0)
-        matched, queued = await self._store.feeds.save_cycle(
+        matched, queued = await self._store.stories.save_cycle(
             feed.url,
             candidates,
             now=now,

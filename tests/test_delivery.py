@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.decide import Limit, Pacer
 from bot.delivery import MAX_ATTEMPTS, Deliverer
 from bot.errors import DeliveryError
 from bot.model import Candidate, Entry, Feed, Hit
+from bot.pacing import Limit, Pacer
 from bot.store import Store
 
 FEED = Feed(url="http://127.0.0.1/feed.xml", name="Outlet")
@@ -61,7 +61,7 @@ async def queue(store: Store, clock: Clock, *titles: str) -> None:
         )
         for i, t in enumerate(titles)
     ]
-    await store.feeds.save_cycle(
+    await store.stories.save_cycle(
         FEED.url,
         cands,
         now=clock.now,

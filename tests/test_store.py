@@ -65,7 +65,7 @@ def candidate(title: str, link: str, *, alert: bool = True, topics: tuple[str, .
 
 
 async def save(store: Store, feed: Feed, *cands: Candidate, now: datetime = NOW):
-    return await store.feeds.save_cycle(
+    return await store.stories.save_cycle(
         feed.url,
         cands,
         now=now,

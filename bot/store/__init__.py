@@ -1,6 +1,7 @@
 """The store: the only SQLAlchemy user. Methods are grouped by domain:
 
-- ``store.feeds``: feed state, seen entries, one-transaction feed cycles, health;
+- ``store.feeds``: feed state, seen entries, health;
+- ``store.stories``: one-transaction feed cycles: entries, stories, hits, outbox rows;
 - ``store.chats``: chats and subscriptions (``SubscriptionStore`` for chat commands);
 - ``store.outbox``: claiming, marking and counting deliveries.
 """
@@ -15,6 +16,7 @@ from bot.store.chats import ChannelConfig, ChatStore
 from bot.store.engine import Database, create_engine, migrate
 from bot.store.feeds import FeedStore
 from bot.store.outbox import OutboxStore
+from bot.store.stories import StoryStore
 
 __all__ = ["ChannelConfig", "Store"]
 
@@ -23,7 +25,8 @@ class Store:
     def __init__(self, engine: AsyncEngine, *, story_window: timedelta) -> None:
         self.engine = engine
         db = Database(engine)
-        self.feeds = FeedStore(db, story_window=story_window)
+        self.feeds = FeedStore(db)
+        self.stories = StoryStore(db, story_window=story_window)
         self.chats = ChatStore(db)
         self.outbox = OutboxStore(db)
 

@@ -91,12 +91,14 @@ stories = Table(
     Column("id", Integer, primary_key=True),
     Column("canonical_url", Text, nullable=False),
     Column("title_key", Text, nullable=False),
+    Column("fingerprint", BigInteger),  # near-duplicate fingerprint of the folded title
     Column("title", Text, nullable=False),
     Column("link", Text, nullable=False),
     Column("summary", Text, nullable=False, default=""),
     _when("published"),
     _when("first_seen", nullable=False),
     Index("ix_stories_canonical_url", "canonical_url"),
+    Index("ix_stories_first_seen", "first_seen"),
     Index("ix_stories_title_key", "title_key", "first_seen"),
 )
 
@@ -136,6 +138,7 @@ chats = Table(
     Column("kind", String(16), nullable=False),
     Column("title", Text),
     Column("language", String(16)),
+    Column("timezone", String(64)),
     Column("active", Boolean, nullable=False, default=True),
     Column("inactive_reason", Text),
     Column("from_config", Boolean, nullable=False, default=False),
