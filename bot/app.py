@@ -17,7 +17,6 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
@@ -30,7 +29,7 @@ from bot.matcher import Matcher
 from bot.model import Feed, FeedReport
 from bot.pipeline import FeedRunner, Policy
 from bot.rulebook import Rulebook
-from bot.rulefiles import check_rules
+from bot.rulefiles import check_rules, rules_signature
 from bot.scheduler import Scheduler
 from bot.store import ChannelConfig, Store
 from bot.telegram import commands, transport
@@ -357,19 +356,3 @@ def _log_poll(reports: list[FeedReport]) -> None:
 
 def _escape(text: str) -> str:
     return html.escape(text, quote=False)
-
-
-def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
-    """Names, sizes and modification times of the rule files: a change means reload."""
-    try:
-        files = sorted(p for p in rules_dir.iterdir() if p.suffix in (".yaml", ".yml"))
-    except OSError:
-        return ()
-    signature = []
-    for path in files:
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        signature.append((path.name, info.st_size, info.st_mtime_ns))
-    return tuple(signature)

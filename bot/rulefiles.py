@@ -80,3 +80,19 @@ def load_rules(rules_dir: Path) -> Rulebook:
     if rulebook is None:
         raise RuleErrors([p for p in problems if not p.warning])
     return rulebook
+
+
+def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of the rule files: a change means reload."""
+    try:
+        paths = [rules_dir / FEEDS_FILE, *_topic_files(rules_dir)]
+    except OSError:
+        return ()
+    signature = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        signature.append((path.name, info.st_size, info.st_mtime_ns))
+    return tuple(signature)
