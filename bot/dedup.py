@@ -1,7 +1,10 @@
 """Keys that decide when two feed items are the same item or the same story.
 
-- ``entry_key``: an item's identity within its feed: the guid, else the canonical link, else a
-  hash of title and date. A feed that re-sends an item with the same key is not alerted twice.
+- ``entry_key``: an item's identity within its feed: the guid, else the link as written
+  (fragment included: one page may carry several items as ``#a1``, ``#b2``), else a hash of
+  title, date, summary and content. A feed that re-sends an item with the same key is not
+  alerted twice; one that rewrites tracking parameters in its links gets new keys, and the
+  story's canonical URL then keeps the item from alerting again.
 - ``canonical_url``: scheme and host lower-cased, default port dropped, fragment dropped,
   tracking parameters (``utm_*``, ``fbclid``, ``gclid`` and the like) removed, the remaining
   query parameters sorted. Two items whose canonical URLs are equal are one story, whatever
@@ -79,11 +82,11 @@ def title_key(title: str) -> str:
 
 
 def entry_key(entry: Entry) -> str:
-    """The item's identity within its feed: guid, else canonical link, else a content hash."""
+    """The item's identity within its feed: guid, else its link, else a content hash."""
     if entry.id and entry.id.strip():
         return entry.id.strip()
     if entry.link.strip():
-        return canonical_url(entry.link)
+        return entry.link.strip()
     published = entry.published.isoformat() if entry.published else ""
-    digest = hashlib.sha256(f"{entry.title}\x00{published}".encode()).hexdigest()
-    return f"sha256:{digest[:32]}"
+    text = "\x00".join((entry.title, published, entry.summary, entry.content))
+    return f"sha256:{hashlib.sha256(text.encode()).hexdigest()[:32]}"

@@ -40,7 +40,16 @@ def test_short_titles_give_no_key() -> None:
 def test_entry_key_prefers_guid_then_link_then_hash() -> None:
     when = datetime(2026, 1, 1, tzinfo=UTC)
     assert entry_key(Entry(id=" g1 ", link="http://x/1", title="t")) == "g1"
-    assert entry_key(Entry(id=None, link="http://X/1#c", title="t")) == "http://x/1"
+    assert entry_key(Entry(id=None, link=" http://x/1#a1 ", title="t")) == "http://x/1#a1"
+    assert entry_key(Entry(id=None, link="http://x/1#a1", title="t")) != entry_key(
+        Entry(id=None, link="http://x/1#b2", title="t")
+    )
     a = entry_key(Entry(id=None, link="", title="t", published=when))
     b = entry_key(Entry(id=None, link="", title="t", published=None))
     assert a.startswith("sha256:") and a != b
+
+
+def test_items_with_only_a_description_get_distinct_keys() -> None:
+    one = Entry(id=None, link="", title="", summary="First notice")
+    two = Entry(id=None, link="", title="", summary="Second notice")
+    assert entry_key(one) != entry_key(two)

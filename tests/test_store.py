@@ -19,6 +19,7 @@ from bot.store import ChannelConfig, Store
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 FEED_A = Feed(url="http://127.0.0.1/a.xml", name="Outlet A")
 FEED_B = Feed(url="http://127.0.0.1/b.xml", name="Outlet B")
+FEED_C = Feed(url="http://127.0.0.1/c.xml", name="Outlet C")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             await conn.close()
         url = f"{server.url}/{name}"
     s = await Store.open(url)
-    await s.feeds.sync([FEED_A, FEED_B])
+    await s.feeds.sync([FEED_A, FEED_B, FEED_C])
     yield s
     await s.close()
 
@@ -98,10 +99,10 @@ async def test_same_story_from_another_feed_is_not_queued_again(store: Store) ->
     await save(store, FEED_A, candidate("Stablecoin bill passes", "http://x/1?utm_source=a"))
     _, queued = await save(store, FEED_B, candidate("Other words", "http://X/1#top"))
     assert queued == 0
-    _, queued = await save(store, FEED_B, candidate("Stablecoin bill passes!", "http://y/9"))
+    _, queued = await save(store, FEED_C, candidate("Stablecoin bill passes!", "http://y/9"))
     assert queued == 0
     [delivery] = await store.outbox.claim(NOW, 10)
-    assert delivery.story.sources == ("Outlet A", "Outlet B")
+    assert delivery.story.sources == ("Outlet A", "Outlet B", "Outlet C")
 
 
 async def test_title_key_joins_only_within_window(store: Store) -> None:
@@ -112,6 +113,15 @@ async def test_title_key_joins_only_within_window(store: Store) -> None:
         store, FEED_B, candidate("Hong Kong stocks close lower", "http://x/2"), now=later
     )
     assert queued == 1
+
+
+async def test_a_repeated_title_in_one_feed_is_a_new_story(store: Store) -> None:
+    await store.chats.subscribe(1001, ["t"])
+    await save(store, FEED_A, candidate("Hong Kong stocks close lower", "http://x/1"))
+    _, queued = await save(store, FEED_A, candidate("Hong Kong stocks close lower", "http://x/2"))
+    assert queued == 1, "the same headline on another day in the same feed is news again"
+    _, queued = await save(store, FEED_B, candidate("Hong Kong stocks close lower", "http://y/7"))
+    assert queued == 0, "another outlet's copy joins the story"
 
 
 async def test_backfill_entries_are_seen_but_not_queued(store: Store) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Candidate, Hit
@@ -63,7 +63,7 @@ class StoryStore:
             await conn.execute(update(feeds).where(feeds.c.id == feed_id).values(values))
             if not candidates:
                 return 0, 0
-            story_ids = await self._stories_for(conn, candidates, now)
+            story_ids = await self._stories_for(conn, feed_id, candidates, now)
             await conn.execute(
                 insert_ignore(conn, entries),
                 [
@@ -90,12 +90,16 @@ class StoryStore:
         return sum(1 for c in candidates if c.hits), queued
 
     async def _stories_for(
-        self, conn: AsyncConnection, candidates: Sequence[Candidate], now: datetime
+        self, conn: AsyncConnection, feed_id: int, candidates: Sequence[Candidate], now: datetime
     ) -> list[int]:
-        """The story each entry joins (same canonical URL, or same title key within the
-        window; the oldest story wins), creating stories for the rest. Entries of this batch
-        join each other's new stories the same way."""
-        by_url, by_key = await self._existing_stories(conn, candidates, now)
+        """The story each entry joins, creating stories for the rest.
+
+        An entry joins the oldest story with its canonical URL, else the oldest story with its
+        title key that started within the window and that this feed has not carried yet. Title
+        matching finds one story told by several outlets; within one feed a repeated title is
+        a new item ("Hong Kong stocks close lower" on two days), never the same story.
+        """
+        by_url, by_key = await self._existing_stories(conn, feed_id, candidates, now)
         ids = []
         for cand in candidates:
             story_id = by_url.get(cand.canonical_url) or by_key.get(cand.title_key)
@@ -103,13 +107,11 @@ class StoryStore:
                 story_id = await _new_story(conn, cand, now)
             if cand.canonical_url:
                 by_url.setdefault(cand.canonical_url, story_id)
-            if cand.title_key:
-                by_key.setdefault(cand.title_key, story_id)
             ids.append(story_id)
         return ids
 
     async def _existing_stories(
-        self, conn: AsyncConnection, candidates: Sequence[Candidate], now: datetime
+        self, conn: AsyncConnection, feed_id: int, candidates: Sequence[Candidate], now: datetime
     ) -> tuple[dict[str, int], dict[str, int]]:
         urls = sorted({c.canonical_url for c in candidates if c.canonical_url})
         keys = sorted({c.title_key for c in candidates if c.title_key})
@@ -121,10 +123,14 @@ class StoryStore:
             )
             for story_id, canonical in await conn.execute(query.order_by(stories.c.id)):
                 by_url.setdefault(canonical, story_id)
+        carried_here = exists().where(
+            entries.c.story_id == stories.c.id, entries.c.feed_id == feed_id
+        )
         for i in range(0, len(keys), _CHUNK):
             query = select(stories.c.id, stories.c.title_key).where(
                 stories.c.title_key.in_(keys[i : i + _CHUNK]),
                 stories.c.first_seen >= now - self._window,
+                ~carried_here,
             )
             for story_id, key in await conn.execute(query.order_by(stories.c.id)):
                 by_key.setdefault(key, story_id)
