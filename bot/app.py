@@ -23,8 +23,9 @@ from zoneinfo import ZoneInfo
 from bot import pacing
 from bot.config import Settings
 from bot.delivery import Deliverer, DrainReport, Transport
-from bot.errors import DeliveryError, RuleErrors
+from bot.errors import ConfigError, DeliveryError, RuleErrors
 from bot.fetch import Fetcher
+from bot.logs import Redactor
 from bot.matcher import Matcher
 from bot.model import Feed, FeedReport
 from bot.pipeline import FeedRunner, Policy
@@ -114,8 +115,16 @@ class App:
 
     async def run_once(self, deadline: timedelta, stop: asyncio.Event) -> DrainReport:
         async with self._telegram_bot():
-            reports = await self.poll_all()
-            _log_poll(reports)
+            polls = asyncio.ensure_future(self.poll_all())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({polls, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not polls.done():
+                # SIGTERM while polling: a feed cycle cancelled mid-way rolls back whole.
+                polls.cancel()
+                await asyncio.gather(polls, return_exceptions=True)
+                return DrainReport()
+            _log_poll(polls.result())
             loop = asyncio.get_running_loop()
             timer = loop.call_later(max(0.0, deadline.total_seconds()), stop.set)
             try:
@@ -255,6 +264,7 @@ async def build(
         raise RuleErrors([p for p in problems if not p.warning])
     for warning in (p for p in problems if p.warning):
         log.warning("rules: %s", warning)
+    _check_channel_topics(settings, rulebook)
     stack = AsyncExitStack()
     try:
         return await _build(
@@ -299,7 +309,15 @@ async def _build(
         clock=clock,
         jitter=lambda: random.uniform(-1.0, 1.0),  # noqa: S311 - spreading load, not security
     )
-    deliverer = Deliverer(store, sender, clock=clock, tz=ZoneInfo(settings.timezone), pacer=pacer)
+    deliverer = Deliverer(
+        store,
+        sender,
+        clock=clock,
+        tz=ZoneInfo(settings.timezone),
+        pacer=pacer,
+        only_chat=CONSOLE_CHAT_ID if application is None else None,
+        redact=Redactor([settings.telegram.token]),
+    )
     app = App(
         settings=settings,
         store=store,
@@ -340,6 +358,20 @@ def _telegram(
         return None, transport.ConsoleTransport(console or sys.stdout), pacer
     application = transport.build_application(token, settings.telegram.api_url)
     return application, transport.TelegramTransport(application.bot), pacing.Pacer()
+
+
+def _check_channel_topics(settings: Settings, rulebook: Rulebook) -> None:
+    """A channel naming a topic that does not exist would silently get nothing."""
+    known = set(rulebook.topic_ids)
+    for channel in settings.telegram.channels:
+        unknown = sorted(set(channel.topics) - known - {"*"})
+        if unknown:
+            raise ConfigError(
+                f"channel {channel.chat_id} names unknown topics {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}",
+                key="telegram.channels.topics",
+                file=settings.source,
+            )
 
 
 def _log_poll(reports: list[FeedReport]) -> None:

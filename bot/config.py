@@ -176,11 +176,19 @@ class _Reader:
         if not all(isinstance(a, int) and not isinstance(a, bool) for a in admins):
             raise self.error("telegram.admins", "expected a list of integer user ids")
         channels = self.get(table, "telegram.channels", "an array of tables", list, [])
+        parsed = tuple(self.channel(c) for c in channels)
+        chat_ids = [c.chat_id for c in parsed]
+        for chat_id in chat_ids:
+            if chat_ids.count(chat_id) > 1:
+                raise self.error(
+                    "telegram.channels.chat_id",
+                    f"chat {chat_id} is listed twice; give it one entry with all its topics",
+                )
         return TelegramSettings(
             token=self.token(table, env),
             api_url=api_url.rstrip("/"),
             admins=frozenset(admins),
-            channels=tuple(self.channel(c) for c in channels),
+            channels=parsed,
         )
 
     def token(self, table: Mapping[str, Any], env: Mapping[str, str]) -> str:

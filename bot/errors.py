@@ -76,7 +76,8 @@ class DeliveryError(NewsbotError):
 
     ``permanent``: retrying cannot help (the row ends as dead). ``retry_after``: seconds
     Telegram asked us to wait. ``chat_gone``: the chat blocked or removed the bot (403).
-    ``migrated_to``: a group became a supergroup with this new id.
+    ``migrated_to``: a group became a supergroup with this new id. ``bot_wide``: Telegram
+    refused the bot itself (revoked token), not this chat: every send waits.
     """
 
     def __init__(
@@ -87,8 +88,10 @@ class DeliveryError(NewsbotError):
         retry_after: float | None = None,
         chat_gone: bool = False,
         migrated_to: int | None = None,
+        bot_wide: bool = False,
     ):
         self.permanent = permanent
+        self.bot_wide = bot_wide
         self.retry_after = retry_after
         self.chat_gone = chat_gone
         self.migrated_to = migrated_to

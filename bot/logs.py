@@ -15,7 +15,9 @@ from collections.abc import Iterable
 from typing import TextIO
 
 _TOKEN_SHAPE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
-_QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "apscheduler": logging.WARNING}
+# apscheduler warns each time a job is still running when its next run comes ("maximum number
+# of running instances reached"): expected for a long delivery drain, noise in the log.
+_QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "apscheduler": logging.ERROR}
 REDACTED = "[REDACTED]"
 
 

@@ -159,6 +159,7 @@ class Delivery:
     story: Story
     attempts: int = 0
     thread_id: int | None = None
+    created: datetime | None = None
 
 
 FeedStatus = Literal["ok", "not_modified", "unchanged", "error"]

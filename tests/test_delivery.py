@@ -3,13 +3,15 @@ covered end to end in test_e2e."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.delivery import MAX_ATTEMPTS, Deliverer
+from bot.delivery import GIVE_UP_AFTER, Deliverer
 from bot.errors import DeliveryError
 from bot.model import Candidate, Entry, Feed, Hit
 from bot.pacing import Limit, Pacer
@@ -72,11 +74,13 @@ async def queue(store: Store, clock: Clock, *titles: str) -> None:
     )
 
 
-def deliverer(store: Store, transport: FakeTransport, clock: Clock) -> Deliverer:
+def fast_pacer() -> Pacer:
     fast = Limit(1000, 1.0)
-    return Deliverer(
-        store, transport, clock=clock, tz=UTC, pacer=Pacer(overall=fast, private=fast, group=fast)
-    )
+    return Pacer(overall=fast, private=fast, group=fast)
+
+
+def deliverer(store: Store, transport: FakeTransport, clock: Clock) -> Deliverer:
+    return Deliverer(store, transport, clock=clock, tz=UTC, pacer=fast_pacer())
 
 
 async def test_sends_renders_and_marks_sent(store: Store) -> None:
@@ -151,30 +155,126 @@ async def test_migrated_group_is_followed(store: Store) -> None:
     assert await store.chats.subscriptions(-1005) == ["t"]
 
 
-async def test_gives_up_after_max_attempts_with_reason(store: Store) -> None:
+async def test_transient_failures_are_retried_until_the_row_is_too_old(store: Store) -> None:
     clock, transport = Clock(), FakeTransport()
     await store.chats.subscribe(1, ["t"])
     await queue(store, clock, "Stablecoin licences granted")
-    transport.script[1] = [DeliveryError("HTTP 500")] * MAX_ATTEMPTS
+    transport.script[1] = [DeliveryError("HTTP 500")] * 1000
     d = deliverer(store, transport, clock)
-    for _ in range(MAX_ATTEMPTS):
+    for _ in range(30):  # a day and more of an outage: still pending, not lost
         await d.drain()
-        clock.now += timedelta(hours=2)
+        clock.now += timedelta(hours=1)
+    assert await store.outbox.counts() == {"pending": 1}
+    clock.now += GIVE_UP_AFTER
+    await d.drain()
     assert await store.outbox.counts() == {"dead": 1}
     assert transport.sent == []
 
 
-async def test_stop_hands_claimed_rows_back(store: Store) -> None:
-    import asyncio
+async def test_a_revoked_token_holds_everything_and_loses_nothing(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    for chat in (1, 2, 3):
+        await store.chats.subscribe(chat, ["t"])
+        transport.script[chat] = [DeliveryError("token rejected", bot_wide=True, retry_after=300)]
+    await queue(store, clock, "Stablecoin licences granted")
+    report = await deliverer(store, transport, clock).drain()
+    assert report.dead == 0
+    assert await store.outbox.counts() == {"pending": 3}
 
+
+class StopDuringSend(FakeTransport):
+    """Sets ``stop`` during the first send, as SIGTERM would."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        super().__init__()
+        self.stop = stop
+
+    async def send(self, chat_id: int, html: str, *, thread_id: int | None = None) -> int:
+        self.stop.set()
+        await asyncio.sleep(0.05)
+        return await super().send(chat_id, html, thread_id=thread_id)
+
+
+async def test_stop_finishes_in_flight_sends_and_hands_the_rest_back(store: Store) -> None:
+    clock, stop = Clock(), asyncio.Event()
+    transport = StopDuringSend(stop)
+    await store.chats.subscribe(1, ["t"])
+    await queue(store, clock, *(f"Stablecoin story number {i}" for i in range(5)))
+    one_slot = Deliverer(store, transport, clock=clock, tz=UTC, pacer=fast_pacer(), concurrency=1)
+    report = await one_slot.drain(stop=stop)
+    assert report.sent == 1, "the send in flight when stop came finishes and is recorded"
+    assert await store.outbox.counts() == {"sent": 1, "pending": 4}
+
+
+class FlakyOutbox:
+    """Wraps the real outbox; ``mark_sent`` fails the first ``failures`` times."""
+
+    def __init__(self, outbox: Any, failures: int) -> None:
+        self._outbox = outbox
+        self.failures = failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._outbox, name)
+
+    async def mark_sent(self, *args: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("database is locked")
+        await self._outbox.mark_sent(*args)
+
+
+async def test_a_failure_to_record_a_send_never_sends_it_again(store: Store) -> None:
     clock, transport = Clock(), FakeTransport()
     await store.chats.subscribe(1, ["t"])
     await queue(store, clock, "Stablecoin licences granted")
-    stop = asyncio.Event()
-    stop.set()
-    report = await deliverer(store, transport, clock).drain(stop=stop)
-    assert report.sent == 0
-    assert await store.outbox.counts() == {"pending": 1}
+    store.outbox = FlakyOutbox(store.outbox, failures=2)  # type: ignore[assignment]
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    d = Deliverer(store, transport, clock=clock, tz=UTC, pacer=fast_pacer(), sleep=no_sleep)
+    report = await d.drain()
+    assert report.sent == 1 and len(transport.sent) == 1
+    assert await store.outbox.counts() == {"sent": 1}
+    clock.now += timedelta(hours=1)
+    await d.drain()
+    assert len(transport.sent) == 1
+
+
+async def test_an_unsubscribed_chat_gets_nothing_already_queued(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(7, ["t"])
+    await queue(store, clock, "Stablecoin licences granted", "e-CNY pilot widened")
+    await store.chats.unsubscribe_all(7)
+    report = await deliverer(store, transport, clock).drain()
+    assert report.sent == 0 and transport.sent == []
+    assert await store.outbox.counts() == {"dead": 2}
+
+
+async def test_only_chat_limits_delivery_to_one_chat(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(0, ["t"])
+    await store.chats.subscribe(4242, ["t"])
+    await queue(store, clock, "Stablecoin licences granted")
+    d = Deliverer(store, transport, clock=clock, tz=UTC, pacer=fast_pacer(), only_chat=0)
+    assert (await d.drain()).sent == 1
+    assert [chat for chat, _, _ in transport.sent] == [0]
+    assert await store.outbox.counts() == {"sent": 1, "pending": 1}
+
+
+async def test_a_chat_out_of_budget_does_not_hold_up_the_others(store: Store) -> None:
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(-100, ["t"])
+    await store.chats.subscribe(5, ["t"])
+    await queue(store, clock, *(f"Stablecoin story number {i}" for i in range(3)))
+    lenient = Limit(1000, 1.0)
+    pacer = Pacer(overall=lenient, private=lenient, group=Limit(1, 60.0))
+    report = await Deliverer(store, transport, clock=clock, tz=UTC, pacer=pacer).drain()
+    sent_to = [chat for chat, _, _ in transport.sent]
+    assert sent_to.count(5) == 3, "the private chat got all three without waiting"
+    assert sent_to.count(-100) == 1, "the group got one; the others wait for its budget"
+    assert report.sent == 4
+    assert await store.outbox.counts() == {"sent": 4, "pending": 2}
 
 
 async def test_pacing_spaces_sends_to_one_private_chat(store: Store) -> None:

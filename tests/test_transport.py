@@ -126,13 +126,16 @@ async def test_faults_are_per_chat(api: FakeBotApi, transport: TelegramTransport
         await transport.send(CHAT, "blocked chat")
 
 
-async def test_revoked_token_is_permanent_and_not_quoted(
+async def test_revoked_token_holds_every_send_and_is_not_quoted(
     api: FakeBotApi, transport: TelegramTransport
 ) -> None:
     api.token = "123456:AAHrevokedrevokedrevoked"  # Telegram now answers 401 to our token
     with pytest.raises(DeliveryError) as caught:
         await transport.send(CHAT, "hello")
-    assert caught.value.permanent
+    # Not the chat's fault and not permanent: the outbox keeps every row for when the
+    # operator fixes the token.
+    assert caught.value.bot_wide and not caught.value.permanent
+    assert caught.value.retry_after is not None and caught.value.retry_after > 0
     assert "token" in str(caught.value)
     assert not leaks(caught.value)
 

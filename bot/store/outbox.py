@@ -49,23 +49,24 @@ class OutboxStore:
             )
         return max(result.rowcount, 0)
 
-    async def claim(self, now: datetime, limit: int) -> list[Delivery]:
-        """Claim up to ``limit`` due rows, oldest first. A row another sender claimed first is
-        skipped: the UPDATE only succeeds while the row is still pending."""
+    async def claim(
+        self, now: datetime, limit: int, *, chat_id: int | None = None
+    ) -> list[Delivery]:
+        """Claim up to ``limit`` due rows, oldest first (only ``chat_id``'s when given). A row
+        another sender claimed first is skipped: the UPDATE only succeeds while the row is
+        still pending. A row whose chat no longer follows any of the story's topics (it
+        unsubscribed while the row waited) ends as dead instead of being sent."""
+        query = (
+            select(deliveries.c.id)
+            .join(chats, chats.c.chat_id == deliveries.c.chat_id)
+            .where(deliveries.c.status == PENDING, deliveries.c.next_attempt <= now, chats.c.active)
+            .order_by(deliveries.c.next_attempt, deliveries.c.id)
+            .limit(limit)
+        )
+        if chat_id is not None:
+            query = query.where(deliveries.c.chat_id == chat_id)
         async with self._db.write() as conn:
-            due = (
-                await conn.execute(
-                    select(deliveries.c.id)
-                    .join(chats, chats.c.chat_id == deliveries.c.chat_id)
-                    .where(
-                        deliveries.c.status == PENDING,
-                        deliveries.c.next_attempt <= now,
-                        chats.c.active,
-                    )
-                    .order_by(deliveries.c.next_attempt, deliveries.c.id)
-                    .limit(limit)
-                )
-            ).scalars()
+            due = (await conn.execute(query)).scalars()
             claimed = []
             for delivery_id in list(due):
                 result = await conn.execute(
@@ -103,14 +104,22 @@ class OutboxStore:
                 .values(status=DEAD, attempts=deliveries.c.attempts + 1, last_error=error)
             )
 
-    async def next_due(self) -> datetime | None:
+    async def defer(self, delivery_id: int, next_attempt: datetime) -> None:
+        """Hand a claimed row back unsent, due again at ``next_attempt`` (pacing, shutdown);
+        not a failure: attempts and last error stay as they were."""
+        await self._set(delivery_id, status=PENDING, next_attempt=next_attempt)
+
+    async def next_due(self, *, chat_id: int | None = None) -> datetime | None:
         """When the earliest pending row becomes due, or None when nothing is pending."""
+        query = (
+            select(func.min(deliveries.c.next_attempt))
+            .join(chats, chats.c.chat_id == deliveries.c.chat_id)
+            .where(deliveries.c.status == PENDING, chats.c.active)
+        )
+        if chat_id is not None:
+            query = query.where(deliveries.c.chat_id == chat_id)
         async with self._db.read() as conn:
-            due: datetime | None = await conn.scalar(
-                select(func.min(deliveries.c.next_attempt))
-                .join(chats, chats.c.chat_id == deliveries.c.chat_id)
-                .where(deliveries.c.status == PENDING, chats.c.active)
-            )
+            due: datetime | None = await conn.scalar(query)
             return due
 
     async def counts(self) -> dict[str, int]:
@@ -169,10 +178,18 @@ async def _load(conn: AsyncConnection, ids: Sequence[int]) -> list[Delivery]:
         )
     ):
         chat_topics[chat_id].add(topic_id)
-    return [
-        _delivery(r, story_rows[r.story_id], sources, story_hits, chat_topics[r.chat_id])
-        for r in rows
-    ]
+    loaded = []
+    for r in rows:
+        delivery = _delivery(r, story_rows[r.story_id], sources, story_hits, chat_topics[r.chat_id])
+        if delivery is None:
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == r.id)
+                .values(status=DEAD, last_error="not sent: the chat unsubscribed from its topics")
+            )
+        else:
+            loaded.append(delivery)
+    return loaded
 
 
 def _delivery(
@@ -181,18 +198,19 @@ def _delivery(
     sources: dict[int, list[str]],
     story_hits: dict[int, list[tuple[str, list[str]]]],
     followed: set[str],
-) -> Delivery:
+) -> Delivery | None:
     r = row._mapping  # type: ignore[attr-defined]
     s = story._mapping  # type: ignore[attr-defined]
-    relevant = [
-        (t, kws) for t, kws in story_hits[s["id"]] if "*" in followed or t in followed
-    ] or story_hits[s["id"]]
+    relevant = [(t, kws) for t, kws in story_hits[s["id"]] if "*" in followed or t in followed]
+    if not relevant:
+        return None
     keywords = list(dict.fromkeys(k for _, kws in relevant for k in kws))
     return Delivery(
         id=r["id"],
         chat_id=r["chat_id"],
         attempts=r["attempts"],
         thread_id=r["thread_id"],
+        created=r["created"],
         story=Story(
             id=s["id"],
             title=s["title"],

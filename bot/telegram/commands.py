@@ -147,7 +147,7 @@ class _Handlers:
         title = chat.title or chat.username or chat.full_name
         await self.deps.store.upsert_chat(chat.id, kind=chat.type, language=language, title=title)
         lines = ["<b>Welcome!</b> I send alerts about news on the topics below."]
-        current = await self.deps.store.subscriptions(chat.id)
+        current = await self._current(chat.id)
         if not current and await self._may_change(update, context):
             defaults = [t.id for t in self.deps.rulebook().topics if t.default]
             current = await self.deps.store.subscribe(chat.id, defaults) if defaults else []
@@ -167,7 +167,7 @@ class _Handlers:
         chat = update.effective_chat
         if chat is None:
             return
-        current = await self.deps.store.subscriptions(chat.id)
+        current = await self._current(chat.id)
         await self._topic_list(update, "<b>Topics</b> (tap to follow or unfollow)", current)
 
     async def subscribe(self, update: Update, context: Context) -> None:
@@ -233,7 +233,7 @@ class _Handlers:
         else:
             await self.deps.store.unsubscribe(chat.id, [topic.id])
             await query.answer(f"Stopped following {_clip(topic.title, 140)}")
-        await self._redraw(query, await self.deps.store.subscriptions(chat.id))
+        await self._redraw(query, await self._current(chat.id))
 
     async def added(self, update: Update, context: Context) -> None:
         """The bot joined a group or was unblocked: remember the chat."""
@@ -259,6 +259,11 @@ class _Handlers:
 
     # helpers
 
+    async def _current(self, chat_id: int) -> list[str]:
+        """The chat's subscriptions to topics that exist now (a reload may remove topics)."""
+        ids = {t.id for t in self.deps.rulebook().topics}
+        return [t for t in await self.deps.store.subscriptions(chat_id) if t in ids]
+
     async def _change(self, update: Update, context: Context, *, follow: bool) -> None:
         chat = update.effective_chat
         if chat is None:
@@ -273,6 +278,11 @@ class _Handlers:
             await _reply(update, _ADMINS_ONLY)
             return
         known, unknown = _resolve(catalog, wanted)
+        if not follow and unknown:
+            # A topic removed from the rules may still be subscribed: let it be unsubscribed.
+            held = {_key(t): t for t in await self.deps.store.subscriptions(chat.id)}
+            known += [held[_key(w)] for w in unknown if _key(w) in held]
+            unknown = [w for w in unknown if _key(w) not in held]
         lines = []
         if unknown:
             names = ", ".join(f"<code>{escape(u)}</code>" for u in unknown)

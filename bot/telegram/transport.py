@@ -8,7 +8,7 @@ Every PTB error is translated into ``DeliveryError`` here, caught in this order 
     Forbidden     -> permanent, chat_gone              (blocked, kicked: deactivate the chat)
     ChatMigrated  -> permanent, migrated_to=new id     (group became a supergroup)
     BadRequest    -> permanent, with Telegram's reason (chat not found, bad HTML: dead row)
-    InvalidToken  -> permanent                         (the message never contains the token)
+    InvalidToken  -> bot_wide, retry_after=300         (revoked token: hold all sends, lose none)
     NetworkError  -> transient                         (5xx, timeouts, dropped connections)
 
 No message or log line here contains the bot token: PTB's ``InvalidToken`` raised by
@@ -112,6 +112,10 @@ class TelegramTransport:
         return int(message.message_id)
 
 
+# A revoked token or a wrong api_url is an operator's to fix: retry every 5 minutes meanwhile.
+BOT_REFUSED_RETRY = 300.0
+
+
 def _delivery_error(exc: TelegramError, chat_id: int, token: str) -> DeliveryError:
     """The DeliveryError for a PTB error; the order of the checks matters (see module doc)."""
     where = f"chat {chat_id}"
@@ -130,7 +134,9 @@ def _delivery_error(exc: TelegramError, chat_id: int, token: str) -> DeliveryErr
         return DeliveryError(f"{where}: bad request: {reason}", permanent=True)
     if isinstance(exc, InvalidToken):
         return DeliveryError(
-            f"{where}: Telegram rejected the bot token (check telegram.token)", permanent=True
+            f"{where}: Telegram rejected the bot token (check telegram.token)",
+            bot_wide=True,
+            retry_after=BOT_REFUSED_RETRY,
         )
     if isinstance(exc, NetworkError):
         return DeliveryError(f"{where}: network error: {reason}")
