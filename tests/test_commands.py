@@ -299,3 +299,13 @@ async def test_being_added_to_a_group_remembers_the_chat(bot: Bot) -> None:
         "title": "Fintech desk",
     }
     assert GROUP not in bot.store.subs  # joining subscribes nothing by itself
+
+
+async def test_a_removed_topic_neither_blocks_start_nor_sticks(bot: Bot) -> None:
+    bot.store.subs[USER] = ["retired-topic"]  # a rules reload removed this topic
+    reply = await bot.say("/start")
+    assert "gba-fintech" in bot.store.subs[USER], "defaults despite the orphan subscription"
+    assert "now follows Greater Bay Area fintech" in reply.visible
+    reply = await bot.say("/unsubscribe retired-topic")
+    assert "retired-topic" not in bot.store.subs[USER]
+    assert "Unknown topic" not in reply.visible

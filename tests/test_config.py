@@ -98,6 +98,10 @@ def test_token_is_not_in_repr() -> None:
         ("[[telegram.channels]]\ntopics = ['x']\n", "telegram.channels.chat_id"),
         ('[display]\ntimezone = "Mars/Olympus"\n', "display.timezone"),
         ("[storage]\nurl = 5\n", "storage.url"),
+        (
+            "[[telegram.channels]]\nchat_id = -5\n[[telegram.channels]]\nchat_id = -5\n",
+            "telegram.channels.chat_id",
+        ),
     ],
 )
 def test_bad_values_name_key_and_file(tmp_path: Path, text: str, key: str) -> None:

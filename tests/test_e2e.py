@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import queue
 import re
@@ -25,6 +26,7 @@ from feedserver import FeedServer, Item, rss
 
 from bot.app import build
 from bot.config import load_settings
+from bot.errors import ConfigError
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijkl"
 CHANNEL = -1001234567890
@@ -239,6 +241,39 @@ async def test_subscriber_gets_alerts_through_chat_commands(
         "a new subscriber gets new stories, not the backlog"
     )
     assert api.commands, "the command menu was registered"
+
+
+async def test_console_mode_prints_and_leaves_real_subscribers_queued(
+    tmp_path: Path, servers: tuple[FeedServer, FakeBotApi]
+) -> None:
+    feeds, _ = servers
+    setup = write_setup(tmp_path, feeds, api_url=None)
+    settings = load_settings(setup.config, {})
+    console = io.StringIO()
+    with ThreadPoolExecutor(2) as pool:
+        app = await build(settings, parse_executor=pool, console=console)
+        try:
+            await app.store.chats.subscribe(4242, ["gba-fintech"])
+            await app.run_once(timedelta(seconds=5), asyncio.Event())
+            counts = await app.store.outbox.counts()
+        finally:
+            await app.close()
+    assert console.getvalue().count("--- alert") == 2
+    assert "to chat 0" in console.getvalue() and "4242" not in console.getvalue()
+    assert counts == {"sent": 2, "pending": 2}, "the subscriber's alerts wait for a token"
+
+
+async def test_a_channel_naming_an_unknown_topic_stops_start_up(
+    tmp_path: Path, servers: tuple[FeedServer, FakeBotApi]
+) -> None:
+    feeds, api = servers
+    setup = write_setup(tmp_path, feeds, api_url=api.api_url)
+    text = setup.config.read_text("utf-8").replace('"gba-fintech"]', '"gba_fintech"]')
+    setup.config.write_text(text, "utf-8")
+    settings = load_settings(setup.config, {"TELEGRAM_BOT_TOKEN": TOKEN})
+    with pytest.raises(ConfigError, match="gba_fintech") as caught:
+        await build(settings)
+    assert caught.value.key == "telegram.channels.topics"
 
 
 # -- the command line, as operators run it ------------------------------------------------
