@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.model import Story
-from bot.telegram.render import MAX_BOLD, find_keywords, render_alert, render_plain
+from bot.telegram.render import MAX_BOLD, find_keywords, render_alert
 
 HKT = ZoneInfo("Asia/Hong_Kong")
 LINK = "https://example.org/news/1"
@@ -180,19 +180,6 @@ def test_bad_regex_keyword_only_loses_its_bold() -> None:
 def test_keyword_cut_by_the_snippet_is_not_bold() -> None:
     s = story(summary="x" * 298 + " fintech", keywords=("fintech",))
     assert bold(render_alert(s)) == []
-
-
-def test_plain_rendering_has_no_markup() -> None:
-    s = story(
-        title="A <b> & B",
-        summary="snippet & more",
-        sources=("SCMP",),
-        topics=("gba-fintech",),
-        published=datetime(2026, 11, 28, 10, 15, tzinfo=UTC),
-    )
-    assert render_plain(s, tz=HKT) == (
-        f"A <b> & B\n{LINK}\nSCMP · 2026-11-28 18:15 HKT\nsnippet & more\n#gba_fintech"
-    )
 
 
 @settings(max_examples=150, deadline=None)

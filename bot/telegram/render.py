@@ -82,18 +82,6 @@ def render_alert(story: Story, *, tz: tzinfo = UTC, max_length: int = 4096) -> s
     return _compose(parts, layout)[0]
 
 
-def render_plain(story: Story, *, tz: tzinfo = UTC) -> str:
-    """The alert as plain text, for the console transport and logs."""
-    parts = _parts(story, tz)
-    lines = [_shorten(parts.title, _cut_point(parts.title, 500))]
-    lines += [x for x in (story.link, parts.meta) if x]
-    if parts.summary:
-        lines.append(_shorten(parts.summary, _cut_point(parts.summary, SNIPPET_CHARS)))
-    if parts.tags:
-        lines.append(parts.tags)
-    return "\n".join(lines)
-
-
 @dataclass(frozen=True, slots=True)
 class _Layout:
     """How much of each part to show: chars of title and snippet kept, link and extras."""
