@@ -48,14 +48,26 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def load_rules(settings: Settings) -> Rulebook:
+    """The rules in ``rules.dir``, checked: RuleErrors for broken files, ConfigError when a
+    configured channel names a topic the rules do not have. Warnings are logged."""
+    rulebook, problems = check_rules(settings.rules_dir)
+    if rulebook is None:
+        raise RuleErrors([p for p in problems if not p.warning])
+    for warning in (p for p in problems if p.warning):
+        log.warning("rules: %s", warning)
+    _check_channel_topics(settings, rulebook)
+    return rulebook
+
+
 class Rules:
     """The current rulebook and its compiled matcher, swapped atomically on reload."""
 
-    def __init__(self, settings: Settings, rulebook: Rulebook, signature: object) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self.rulebook = rulebook
-        self.matcher = Matcher.compile(rulebook)
-        self.signature = signature
+        self.signature = rules_signature(settings.rules_dir)
+        self.rulebook = load_rules(settings)
+        self.matcher = Matcher.compile(self.rulebook)
         self.loaded_at = utcnow()
         self.last_error: str | None = None
 
@@ -64,17 +76,14 @@ class Rules:
 
     def reload(self) -> bool:
         """Load the rules dir; on success swap, on failure keep the old set and remember why."""
-        signature = rules_signature(self._settings.rules_dir)
-        rulebook, problems = check_rules(self._settings.rules_dir)
-        self.signature = signature
-        if rulebook is None:
-            self.last_error = "\n".join(str(p) for p in problems if not p.warning)
+        self.signature = rules_signature(self._settings.rules_dir)
+        try:
+            rulebook = load_rules(self._settings)
+        except (RuleErrors, ConfigError) as e:
+            self.last_error = str(e)
             return False
-        matcher = Matcher.compile(rulebook)
-        self.rulebook, self.matcher = rulebook, matcher
+        self.rulebook, self.matcher = rulebook, Matcher.compile(rulebook)
         self.loaded_at, self.last_error = utcnow(), None
-        for warning in (p for p in problems if p.warning):
-            log.warning("rules: %s", warning)
         return True
 
 
@@ -259,17 +268,10 @@ async def build(
     console: TextIO | None = None,
 ) -> App:
     """Wire every part from ``settings``. Raises RuleErrors, ConfigError."""
-    rulebook, problems = check_rules(settings.rules_dir)
-    if rulebook is None:
-        raise RuleErrors([p for p in problems if not p.warning])
-    for warning in (p for p in problems if p.warning):
-        log.warning("rules: %s", warning)
-    _check_channel_topics(settings, rulebook)
+    rules = Rules(settings)
     stack = AsyncExitStack()
     try:
-        return await _build(
-            settings, rulebook, stack, http_transport, clock, parse_executor, console
-        )
+        return await _build(settings, rules, stack, http_transport, clock, parse_executor, console)
     except BaseException:
         await stack.aclose()
         raise
@@ -277,17 +279,16 @@ async def build(
 
 async def _build(
     settings: Settings,
-    rulebook: Rulebook,
+    rules: Rules,
     stack: AsyncExitStack,
     http_transport: Any | None,
     clock: Callable[[], datetime],
     parse_executor: concurrent.futures.Executor | None,
     console: TextIO | None,
 ) -> App:
-    rules = Rules(settings, rulebook, rules_signature(settings.rules_dir))
     store = await Store.open(settings.storage_url, story_window=settings.story_window)
     stack.push_async_callback(store.close)
-    await store.feeds.sync(rulebook.feeds)
+    await store.feeds.sync(rules.rulebook.feeds)
     polling = settings.polling
     fetcher = Fetcher(
         timeout=polling.timeout.total_seconds(),
