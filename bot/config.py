@@ -36,6 +36,9 @@ class TelegramSettings:
     token: str = field(default="", repr=False)
     api_url: str = DEFAULT_API_URL
     admins: frozenset[int] = frozenset()
+    access: str = "open"  # "open": anyone may use the bot; "allowlist": only those below
+    allowed_users: frozenset[int] = frozenset()
+    allowed_chats: frozenset[int] = frozenset()
     channels: tuple[ChannelSettings, ...] = ()
 
 
@@ -63,7 +66,9 @@ class Settings:
 
 _SCHEMA: dict[str, frozenset[str]] = {
     "": frozenset({"telegram", "storage", "rules", "polling", "dedup", "display"}),
-    "telegram": frozenset({"token", "api_url", "admins", "channels"}),
+    "telegram": frozenset(
+        {"token", "api_url", "admins", "channels", "access", "allowed_users", "allowed_chats"}
+    ),
     "telegram.channels": frozenset({"chat_id", "topics", "thread_id"}),
     "storage": frozenset({"url"}),
     "rules": frozenset({"dir"}),
@@ -172,9 +177,10 @@ class _Reader:
         api_url = self.get(table, "telegram.api_url", "a string", str, DEFAULT_API_URL)
         if not api_url.startswith(("http://", "https://")):
             raise self.error("telegram.api_url", "expected an http:// or https:// URL")
-        admins = self.get(table, "telegram.admins", "a list of user ids", list, [])
-        if not all(isinstance(a, int) and not isinstance(a, bool) for a in admins):
-            raise self.error("telegram.admins", "expected a list of integer user ids")
+        admins = self.ids(table, "telegram.admins")
+        access = self.get(table, "telegram.access", "a string", str, "open")
+        if access not in ("open", "allowlist"):
+            raise self.error("telegram.access", 'expected "open" or "allowlist"')
         channels = self.get(table, "telegram.channels", "an array of tables", list, [])
         parsed = tuple(self.channel(c) for c in channels)
         chat_ids = [c.chat_id for c in parsed]
@@ -187,9 +193,18 @@ class _Reader:
         return TelegramSettings(
             token=self.token(table, env),
             api_url=api_url.rstrip("/"),
-            admins=frozenset(admins),
+            admins=admins,
             channels=parsed,
+            access=access,
+            allowed_users=self.ids(table, "telegram.allowed_users"),
+            allowed_chats=self.ids(table, "telegram.allowed_chats"),
         )
+
+    def ids(self, table: Mapping[str, Any], key: str) -> frozenset[int]:
+        values = self.get(table, key, "a list of integer ids", list, [])
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise self.error(key, "expected a list of integer ids")
+        return frozenset(values)
 
     def token(self, table: Mapping[str, Any], env: Mapping[str, str]) -> str:
         if env.get("TELEGRAM_BOT_TOKEN"):

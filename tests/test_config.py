@@ -36,6 +36,9 @@ def test_full_file(tmp_path: Path) -> None:
 token = "{TOKEN}"
 api_url = "http://127.0.0.1:8081/"
 admins = [42]
+access = "allowlist"
+allowed_users = [42, 43]
+allowed_chats = [-100]
 [[telegram.channels]]
 chat_id = -1001234567890
 topics = ["gba-fintech"]
@@ -57,6 +60,9 @@ max_age = "3d"
     assert s.telegram.token == TOKEN
     assert s.telegram.api_url == "http://127.0.0.1:8081"
     assert s.telegram.admins == frozenset({42})
+    assert s.telegram.access == "allowlist"
+    assert s.telegram.allowed_users == frozenset({42, 43})
+    assert s.telegram.allowed_chats == frozenset({-100})
     [channel] = s.telegram.channels
     assert (channel.chat_id, channel.topics, channel.thread_id) == (
         -1001234567890,
@@ -94,6 +100,8 @@ def test_token_is_not_in_repr() -> None:
         ('[polling]\nspeed = "fast"\n', "polling.speed"),
         ('[telegram]\napi_url = "ftp://x"\n', "telegram.api_url"),
         ('[telegram]\nadmins = ["me"]\n', "telegram.admins"),
+        ('[telegram]\naccess = "closed"\n', "telegram.access"),
+        ("[telegram]\nallowed_users = [1.5]\n", "telegram.allowed_users"),
         ("[[telegram.channels]]\ntopics = []\nchat_id = 5\n", "telegram.channels.topics"),
         ("[[telegram.channels]]\ntopics = ['x']\n", "telegram.channels.chat_id"),
         ('[display]\ntimezone = "Mars/Olympus"\n', "display.timezone"),
