@@ -13,7 +13,7 @@ import html
 import logging
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -167,7 +167,9 @@ class App:
         )
         if self.application is not None:
             await transport.start_polling(self.application)
-            await transport.set_commands(self.application)
+            await commands.set_menus(
+                self.application, admins=self.settings.telegram.admins, prefs=self.store.prefs
+            )
         try:
             self.scheduler.start(self.feeds, await self.store.feeds.next_fetches())
             log.info(
@@ -301,7 +303,15 @@ async def _build(
     parsers = ParserPool(executor=parse_executor)
     stack.callback(parsers.close)
     application, sender, pacer = _telegram(settings, stack, console)
+    # The runner exists before the App whose admins it tells about disabled feeds.
+    notify: list[Callable[[str], Awaitable[None]]] = []
+
+    async def on_disabled(feed: Feed, reason: str) -> None:
+        for send in notify:
+            await send(f"feed {feed.name} disabled: {reason}")
+
     runner = FeedRunner(
+        on_disabled=on_disabled,
         fetcher=fetcher,
         parse=parsers.parse,
         store=store,
@@ -330,6 +340,7 @@ async def _build(
         clock=clock,
         stack=stack,
     )
+    notify.append(app.notify_admins)
     await app._sync_channels()
     if application is not None:
         commands.register(
@@ -341,6 +352,12 @@ async def _build(
                 status=app.status,
                 reload=app.reload_rules,
                 feeds=app.feeds_report,
+                prefs=store.prefs,
+                access=settings.telegram.access,
+                allowed_users=settings.telegram.allowed_users,
+                allowed_chats=settings.telegram.allowed_chats,
+                timezone=settings.timezone,
+                clock=clock,
             ),
         )
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -19,11 +20,13 @@ from bot import __version__
 from bot.app import build
 from bot.config import Settings, config_path, load_settings
 from bot.errors import ConfigError, NewsbotError, RuleError
+from bot.explain import explain, format_explanation
 from bot.logs import setup_logging
-from bot.matcher import Matcher
-from bot.model import Entry, Feed
+from bot.model import Entry
+from bot.replay import ProgressLine, format_replay, replay
 from bot.rulebook import Rulebook
 from bot.rulefiles import check_rules
+from bot.ruleschema import rules_json_schema
 from bot.store import Store
 from bot.units import parse_duration
 from bot.views import feeds_table
@@ -52,8 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     rules = sub.add_parser("rules", help="check or try the rule files")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     rules_sub.add_parser("check", help="validate rules/: FILE:LINE: message per problem")
-    test = rules_sub.add_parser("test", help="show which topics match a text")
-    test.add_argument("text", help="a headline or any text")
+    test = rules_sub.add_parser(
+        "test", help="why a text matches, or replay the rules over stored entries (--since)"
+    )
+    test.add_argument("text", nargs="?", help="a headline or any text")
+    test.add_argument("--since", metavar="DURATION", help="replay over entries seen since, e.g. 7d")
+    test.add_argument("--topic", metavar="ID", help="with TEXT: explain this topic only")
+    test.add_argument("--feed", metavar="NAME", help="with TEXT: as if carried by this feed")
+    test.add_argument("--limit", type=int, default=50, help="with --since: stories per list")
+    rules_sub.add_parser("schema", help="print a JSON Schema of the rule files for editors")
     sub.add_parser("feeds", help="each feed's health")
     return parser
 
@@ -107,6 +117,9 @@ async def _run(settings: Settings, *, once: bool, deadline: timedelta) -> int:
 
 
 def _rules(settings: Settings, args: argparse.Namespace) -> int:
+    if args.rules_command == "schema":
+        print(json.dumps(rules_json_schema(), indent=2, ensure_ascii=False))  # noqa: T201
+        return 0
     rulebook, problems = check_rules(settings.rules_dir)
     for problem in problems:
         print(f"{problem}{' (warning)' if problem.warning else ''}")  # noqa: T201
@@ -116,19 +129,39 @@ def _rules(settings: Settings, args: argparse.Namespace) -> int:
         counts = f"{len(rulebook.topics)} topics, {len(rulebook.feeds)} feeds"
         print(f"ok: {counts} in {settings.rules_dir}")  # noqa: T201
         return 0
-    return _rules_test(rulebook, args.text)
+    if args.since:
+        if args.text:
+            raise ValueError("rules test: give a TEXT or --since, not both")
+        since = timedelta(seconds=parse_duration(args.since))
+        return asyncio.run(_rules_replay(settings, rulebook, since, args.limit))
+    if not args.text:
+        raise ValueError("rules test: give a TEXT, or --since DURATION")
+    return _rules_test(rulebook, args.text, topic=args.topic, feed_name=args.feed)
 
 
-def _rules_test(rulebook: Rulebook, text: str) -> int:
-    """Which topics match ``text`` as a headline, trying every feed so scoped topics count."""
-    matcher = Matcher.compile(rulebook)
-    entry = Entry(id=None, link="", title=text)
-    feeds = rulebook.feeds or (Feed(url="", name=""),)
-    hits = {hit.topic_id: hit for feed in feeds for hit in matcher.match(entry, feed)}
-    if not hits:
-        print("no topic matches")  # noqa: T201
-    for topic_id, hit in sorted(hits.items()):
-        print(f"{topic_id}: {', '.join(hit.keywords)}")  # noqa: T201
+def _rules_test(rulebook: Rulebook, text: str, *, topic: str | None, feed_name: str | None) -> int:
+    """Which topics match ``text`` as a headline and why; without --feed, scopes are ignored."""
+    feed = None
+    if feed_name is not None:
+        feed = next((f for f in rulebook.feeds if feed_name in (f.name, f.url)), None)
+        if feed is None:
+            raise ValueError(f"rules test: no feed named {feed_name!r} in feeds.yaml")
+    explanation = explain(rulebook, Entry(id=None, link="", title=text), feed)
+    print(format_explanation(explanation, topic=topic))  # noqa: T201
+    return 0
+
+
+async def _rules_replay(
+    settings: Settings, rulebook: Rulebook, since: timedelta, limit: int
+) -> int:
+    store = await Store.open(settings.storage_url, story_window=settings.story_window)
+    progress = ProgressLine(sys.stderr)
+    try:
+        report = await replay(store, rulebook, since, datetime.now(UTC), progress)
+    finally:
+        progress.close()
+        await store.close()
+    print(format_replay(report, limit=limit))  # noqa: T201
     return 0
 
 

@@ -14,12 +14,14 @@ Semantics operators rely on (README repeats them):
   only when the cheap checks leave a topic's result open.
 - Fields are searched separately: a keyword never spans the title and the summary.
 
-How: one Aho-Corasick automaton holds every spelling of every literal keyword of every
-topic, in every mix of Simplified and Traditional characters (粤港澳大湾区 is also 粵港澳大灣區
-and 粤港澳大灣區), so texts need only NFKC and casefold, not the ~50 us Chinese conversion; it
-runs once per entry over the text of all needed fields (joined by NUL, which no keyword
-contains). A topic is evaluated only when one of the keywords
-it cannot match without was found, with set operations on the found keywords.
+How: one Aho-Corasick automaton (a DFA) holds every spelling of every literal keyword of
+every topic, in every mix of Simplified and Traditional characters (粤港澳大湾区 is also
+粵港澳大灣區 and 粤港澳大灣區), so texts need only NFKC and casefold, not the ~50 us Chinese
+conversion; it runs once per entry over the text of all needed fields (joined by NUL, which
+no keyword contains). Each topic carries necessary conditions precomputed from its tree
+("one of these keys, and one of those": ``_clauses``); a topic is evaluated only when they
+hold, so the set operations on the tree run for few entries. Regexes run last, on text
+converted to Simplified only then.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import ahocorasick_rs
@@ -41,6 +43,7 @@ _SEP = "\x00"
 _GAP_FORMS = (" ", "-", "")
 _MAX_GAPS = 3  # a phrase with more gaps gets only the uniform spellings (all spaces ...)
 _MAX_SCRIPTS = 256  # a keyword with more Traditional spellings gets only the two extremes
+_MAX_CLAUSES = 8  # necessary conditions kept per topic (the smallest ones)
 
 
 class _Searcher(Protocol):
@@ -111,29 +114,41 @@ class _Branch:
     regexes: tuple[int, ...]
     nodes: tuple[_Branch | _Not, ...]
     items: tuple[_Item, ...]
+    # Each literal key's first position in ``items``; the positions of the other items.
+    key_at: dict[int, int] = field(default_factory=dict, compare=False)
+    others: tuple[int, ...] = ()
 
     def test(self, ctx: _Context) -> bool:
+        found = ctx.found
         if self.every:
-            return (
-                self.keys <= ctx.found
-                and all(n.test(ctx) for n in self.nodes)
-                and all(ctx.regex(r) for r in self.regexes)
-            )
-        return (
-            not self.keys.isdisjoint(ctx.found)
-            or any(n.test(ctx) for n in self.nodes)
-            or any(ctx.regex(r) for r in self.regexes)
-        )
+            if not self.keys <= found:
+                return False
+            for node in self.nodes:
+                if not node.test(ctx):
+                    return False
+            return all(ctx.regex(rid) for rid in self.regexes)
+        if not self.keys.isdisjoint(found):
+            return True
+        for node in self.nodes:
+            if node.test(ctx):
+                return True
+        return any(ctx.regex(rid) for rid in self.regexes)
 
     def collect(self, ctx: _Context, out: dict[int, str]) -> None:
         """The keywords of the true branches, first spelling of each key, in rule order."""
-        for item in self.items:
-            if item.node is not None:
+        key_at = self.key_at
+        order = [(key_at[key], key) for key in self.keys & ctx.found]
+        order.extend((position, -1) for position in self.others)
+        order.sort()
+        items = self.items
+        for position, key in order:
+            item = items[position]
+            if key >= 0:
+                out.setdefault(key, item.text)
+            elif item.node is not None:
                 if item.node.test(ctx):
                     item.node.collect(ctx, out)
-            elif item.key in ctx.found:
-                out.setdefault(item.key, item.text)
-            elif item.regex >= 0 and ctx.regex(item.regex):
+            elif ctx.regex(item.regex):
                 out.setdefault(-1 - item.regex, item.text)
 
 
@@ -156,6 +171,12 @@ class _Topic:
     tags: frozenset[str]
     feeds: frozenset[str]
     scoped: bool
+    # Key sets of which each must meet the found keys for the tree to hold (see _clauses).
+    clauses: tuple[frozenset[int], ...] = ()
+
+    def possible(self, found: dict[int, int]) -> bool:
+        """The cheap necessary condition: every clause has a found key."""
+        return all(not clause.isdisjoint(found) for clause in self.clauses)
 
     def in_scope(self, feed: Feed) -> bool:
         if not self.scoped:
@@ -168,8 +189,9 @@ class _Topic:
 class _EntryView:
     """One entry's folded text and the keyword keys found in it, by field."""
 
-    def __init__(self, matcher: Matcher, entry: Entry):
+    def __init__(self, matcher: Matcher, entry: Entry, *, per_field: bool = False):
         self.matcher = matcher
+        self.per_field = per_field
         segments, self.fields = matcher.segments(entry)
         # Traditional characters stay: the automaton holds their spellings (``scripts``).
         self.text = match_form(_SEP.join(segments), chinese=False)
@@ -200,10 +222,12 @@ class Matcher:
     """Rulebook compiled for speed. Immutable after ``compile``; safe to share."""
 
     def __init__(self) -> None:
+        self.rulebook = Rulebook(())
         self.topics: tuple[_Topic, ...] = ()
         self.regexes: list[_Searcher] = []
         self.fields: tuple[int, ...] = ()
         self._keys: dict[str, int] = {}
+        self._regex_ids: dict[str, int] = {}
         self._patterns: list[str] = []
         self._pattern_keys: list[tuple[int, ...]] = []
         self._left: list[bool] = []
@@ -218,6 +242,7 @@ class Matcher:
     def compile(cls, rulebook: Rulebook) -> Matcher:
         """Build the automaton, the regex programs and the topic trees of ``rulebook``."""
         matcher = cls()
+        matcher.rulebook = rulebook
         matcher._build(rulebook.topics)
         return matcher
 
@@ -241,7 +266,8 @@ class Matcher:
         tags = frozenset(f[4:] for f in topic.feeds if f.startswith("tag:"))
         feeds = frozenset(f for f in topic.feeds if not f.startswith("tag:"))
         tree = self._node(topic.match)
-        return _Topic(topic.id, mask, tree, tags, feeds, bool(topic.feeds))
+        clauses = tuple(sorted(set(_clauses(tree)), key=len)[:_MAX_CLAUSES])
+        return _Topic(topic.id, mask, tree, tags, feeds, bool(topic.feeds), clauses)
 
     def _node(self, node: RuleNode) -> _Branch | _Not:
         if isinstance(node, NotOf):
@@ -258,20 +284,29 @@ class Matcher:
                 g for c in children for g in (c.children if isinstance(c, flat) else (c,))
             )
         items = [self._item(child) for child in children]
+        key_at: dict[int, int] = {}
+        for position, item in enumerate(items):
+            if item.key >= 0:
+                key_at.setdefault(item.key, position)
         return _Branch(
             every=every,
-            keys=frozenset(i.key for i in items if i.key >= 0),
+            keys=frozenset(key_at),
             regexes=tuple(i.regex for i in items if i.regex >= 0),
             nodes=tuple(i.node for i in items if i.node is not None),
             items=tuple(items),
+            key_at=key_at,
+            others=tuple(p for p, i in enumerate(items) if i.key < 0),
         )
 
     def _item(self, node: RuleNode) -> _Item:
         if not isinstance(node, Keyword):
             return _Item(text="", node=self._node(node))
         if node.regex:
-            self.regexes.append(compile_regex(node.text))
-            return _Item(text="re:" + node.text, regex=len(self.regexes) - 1)
+            rid = self._regex_ids.get(node.text)
+            if rid is None:
+                rid = self._regex_ids[node.text] = len(self.regexes)
+                self.regexes.append(compile_regex(node.text))
+            return _Item(text="re:" + node.text, regex=rid)
         key = keyword_key(node.text)
         return _Item(text=node.text, key=self._keys.setdefault(key, len(self._keys)))
 
@@ -280,10 +315,10 @@ class Matcher:
         always: list[int] = []
         by_key: dict[int, list[int]] = {}
         for index, topic in enumerate(self.topics):
-            needed = _needed(topic.tree)
-            if needed is None:
+            if not topic.clauses:
                 always.append(index)
-            for key in needed or ():
+                continue
+            for key in topic.clauses[0]:
                 by_key.setdefault(key, []).append(index)
         self._always = tuple(always)
         self._by_key = {k: tuple(v) for k, v in by_key.items()}
@@ -300,9 +335,7 @@ class Matcher:
         self._left = [_is_word(p[0]) for p in self._patterns]
         self._right = [_is_word(p[-1]) for p in self._patterns]
         if self._patterns:
-            self._automaton = ahocorasick_rs.AhoCorasick(
-                self._patterns, matchkind=ahocorasick_rs.MATCHKIND_STANDARD
-            )
+            self._automaton = _automaton(self._patterns)
 
     # -- matching ------------------------------------------------------------------------
 
@@ -324,7 +357,7 @@ class Matcher:
         text = view.text
         end = len(text)
         left, right, pkeys = self._left, self._right, self._pattern_keys
-        starts = None if self._one_mask else _segment_starts(text)
+        starts = None if self._one_mask and not view.per_field else _segment_starts(text)
         by_key, union = view.by_key, self._union
         for pid, s, e in self._automaton.find_matches_as_indexes(text, overlapping=True):
             if left[pid] and s and _is_word(text[s - 1]):
@@ -335,8 +368,15 @@ class Matcher:
             for key in pkeys[pid]:
                 by_key[key] = by_key.get(key, 0) | bit
 
-    def match(self, entry: Entry, feed: Feed) -> tuple[Hit, ...]:
-        """One Hit per matching topic, in rule order, with the keywords that matched."""
+    def scan_entry(self, entry: Entry) -> EntryScan:
+        """Where each keyword occurs in ``entry``, field by field (for explanations)."""
+        return EntryScan(_EntryView(self, entry, per_field=True))
+
+    def match(self, entry: Entry, feed: Feed | None) -> tuple[Hit, ...]:
+        """One Hit per matching topic, in rule order, with the keywords that matched.
+
+        ``feed=None`` ignores the topics' ``feeds`` scope (``rules test`` on a bare text).
+        """
         view = _EntryView(self, entry)
         candidates = set(self._always)
         for key in view.by_key:
@@ -344,7 +384,9 @@ class Matcher:
         hits = []
         for index in sorted(candidates):
             topic = self.topics[index]
-            if not topic.in_scope(feed):
+            if not topic.possible(view.by_key):
+                continue
+            if feed is not None and not topic.in_scope(feed):
                 continue
             ctx = _Context(view, topic.mask)
             if topic.tree.test(ctx):
@@ -352,6 +394,29 @@ class Matcher:
                 topic.tree.collect(ctx, found)
                 hits.append(Hit(topic.id, tuple(found.values())))
         return tuple(hits)
+
+
+class EntryScan:
+    """One entry as the matcher saw it, for explanations: the fields each keyword is in."""
+
+    def __init__(self, view: _EntryView) -> None:
+        self._view = view
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        """The fields any topic searches; keywords in other fields are not looked for."""
+        return tuple(FIELDS[f] for f in self._view.matcher.fields)
+
+    def fields(self, keyword: Keyword) -> tuple[str, ...]:
+        """The fields of ``entry`` in which ``keyword`` (literal or ``re:``) occurs."""
+        matcher = self._view.matcher
+        if keyword.regex:
+            rid = matcher._regex_ids.get(keyword.text)
+            if rid is None:
+                return ()
+            return tuple(FIELDS[f] for f in matcher.fields if self._view.search(rid, 1 << f))
+        mask = self._view.by_key.get(matcher._keys.get(keyword_key(keyword.text), -1), 0)
+        return tuple(FIELDS[f] for f in matcher.fields if mask >> f & 1)
 
 
 def _segment_starts(text: str) -> list[int]:
@@ -363,17 +428,36 @@ def _segment_starts(text: str) -> list[int]:
     return starts
 
 
-def _needed(node: _Branch | _Not) -> frozenset[int] | None:
-    """Keys of which at least one must be found for ``node`` to hold; None if unknown."""
+def _automaton(patterns: list[str]) -> ahocorasick_rs.AhoCorasick:
+    """A DFA scans ~1.6x faster than the default NFA; very large sets may not fit one."""
+    kind = ahocorasick_rs.MATCHKIND_STANDARD
+    try:
+        return ahocorasick_rs.AhoCorasick(
+            patterns, matchkind=kind, implementation=ahocorasick_rs.Implementation.DFA
+        )
+    except ValueError:  # pragma: no cover - a DFA over that many patterns is too big
+        return ahocorasick_rs.AhoCorasick(patterns, matchkind=kind)
+
+
+def _clauses(node: _Branch | _Not) -> list[frozenset[int]]:
+    """Necessary conditions of ``node``: key sets of which each must meet the found keys.
+
+    An ``all`` needs each of its keys and every clause of its children; an ``any`` needs one
+    of its keys or one child, so a clause of it is its keys plus one clause of each child
+    (only when no child is unknown: a regex or a ``not`` can hold without any key).
+    """
     if isinstance(node, _Not):
-        return None
+        return []
     if node.every:
-        if node.keys:
-            return frozenset([min(node.keys)])
-        return next((n for n in map(_needed, node.nodes) if n is not None), None)
+        own = [frozenset([key]) for key in node.keys]
+        return own + [c for child in node.nodes for c in _clauses(child)]
     if node.regexes:
-        return None
-    needs = [_needed(n) for n in node.nodes]
-    if any(n is None for n in needs):
-        return None
-    return node.keys.union(*[n for n in needs if n is not None])
+        return []
+    per_child = [_clauses(child) for child in node.nodes]
+    if any(not clauses for clauses in per_child):
+        return []
+    width = min((len(c) for c in per_child), default=1)
+    return [
+        node.keys.union(*(clauses[j] for clauses in per_child))
+        for j in range(min(width, _MAX_CLAUSES))
+    ]

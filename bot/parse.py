@@ -14,7 +14,9 @@ What we do before feedparser sees the bytes, and why:
 - **We decide the charset label**: a body that is valid UTF-8 is read as UTF-8 whatever a
   header or the XML declaration claims (a warning says so when a label disagreed: real servers
   label UTF-8 as ISO-8859-1 or GB2312, while real GBK/Big5 text is practically never valid
-  UTF-8). Otherwise the declared charset wins; with none, feedparser asks ``chardet``, which
+  UTF-8). Otherwise the first declared charset the body is valid in wins (a label the bytes
+  cannot be decoded in is a lie: a GBK body labelled UTF-8 must not become Latin-1
+  mojibake); with none, feedparser asks ``chardet``, which
   must be installed: without it undeclared GB2312/Big5 decode as windows-1252 mojibake.
   The media type handed to feedparser is always ``application/xml``, so ``text/xml`` without a
   charset means "see the XML declaration" (RFC 7303), not US-ASCII (RFC 3023).
@@ -52,11 +54,15 @@ __all__ = ["ParsedFeed", "parse_feed"]
 
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
-    """A parsed document: its title, its entries in document order, and any warning."""
+    """A parsed document: its title, its entries in document order, and any warning.
+
+    ``ttl``: the RSS ``<ttl>`` (minutes in the document) in seconds, or None.
+    """
 
     title: str
     entries: tuple[Entry, ...]
     warning: str | None = None
+    ttl: float | None = None
 
 
 # Encodings whose label feedparser should get as they are; everything else is "not UTF-8".
@@ -111,7 +117,14 @@ def parse_feed(content: bytes, *, url: str, headers: Mapping[str, str]) -> Parse
         title=_text(result.get("feed", {}).get("title_detail")),
         entries=entries,
         warning="; ".join(warnings) or None,
+        ttl=_ttl(result.get("feed", {}).get("ttl")),
     )
+
+
+def _ttl(value: Any) -> float | None:
+    """``<ttl>`` minutes as seconds; None when absent, not a number, or not positive."""
+    text = str(value or "").strip()
+    return 60.0 * int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def strip_doctype(content: bytes) -> bytes:
@@ -190,12 +203,28 @@ def _content_type(content: bytes, headers: Mapping[str, str]) -> tuple[str, str 
     if in_xml:
         labels.append(in_xml.group(1).decode("ascii"))
     if not _is_utf8(content):
-        return ("application/xml; charset=" + labels[0]) if labels else "application/xml", None
+        fitting = [label for label in labels if _decodes(content, label)]
+        if fitting:
+            return "application/xml; charset=" + fitting[0], None
+        # Every label is wrong (the body is not in it): let feedparser detect the charset.
+        warning = (
+            f"declared as {labels[0]} but the body is not; charset detected" if labels else None
+        )
+        return "application/xml", warning
     wrong = [lab for lab in labels if lab.lower() not in _UTF8_LABELS]
     warning = None
     if wrong and not content.isascii():
         warning = f"declared as {wrong[0]} but the body is UTF-8; read as UTF-8"
     return "application/xml; charset=utf-8", warning
+
+
+def _decodes(content: bytes, label: str) -> bool:
+    """Whether ``content`` is valid in the charset ``label`` (an unknown label is not)."""
+    try:
+        content.decode(label)
+    except (LookupError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def _is_utf8(content: bytes) -> bool:

@@ -4,6 +4,14 @@
 recorded on the feed (with exponential backoff) and returned as a ``FeedReport`` with status
 ``error``, so one broken feed never stops the others. Nothing is parsed when nothing changed:
 a 304, or a body whose SHA-256 equals the last one, ends the cycle early.
+
+- **Where**: a feed is fetched at the URL its last permanent redirect (301/308) led to, else
+  at its configured URL. Changing the URL in ``feeds.yaml`` starts over (a new feed).
+- **When next**: ``decide.next_fetch``: the interval with jitter, the backoff after errors,
+  ``Retry-After``, and the freshness hints (``<ttl>``, Cache-Control, Expires) within bounds.
+- **410 Gone** disables the feed with the reason: it is not fetched again (``next_fetch`` is
+  ``decide.NEVER``, which the scheduler drops) until an operator re-enables it or changes its
+  URL; ``on_disabled`` is told, so operators can be notified.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from bot.matcher import Matcher
 from bot.model import Candidate, Entry, Feed, FeedReport, FeedState, FetchResult
 from bot.parse import ParsedFeed
 from bot.store import Store
+from bot.store.feeds import StoredFeed
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,8 @@ class Fetcher(Protocol):
 
 
 ParseFn = Callable[[bytes, str, Mapping[str, str]], Awaitable[ParsedFeed]]
+OnDisabled = Callable[[Feed, str], Awaitable[None]]
+GONE = 410
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +64,7 @@ class FeedRunner:
         policy: Policy,
         clock: Callable[[], datetime],
         jitter: Callable[[], float] = lambda: 0.0,
+        on_disabled: OnDisabled | None = None,
     ) -> None:
         self._fetcher = fetcher
         self._parse = parse
@@ -61,46 +73,69 @@ class FeedRunner:
         self._policy = policy
         self._clock = clock
         self._jitter = jitter
+        self._on_disabled = on_disabled
 
     async def run(self, feed: Feed) -> FeedReport:
-        state = await self._store.feeds.state(feed.url)
+        stored = await self._store.feeds.load(feed.url)
+        if stored.disabled:
+            return FeedReport(feed.url, "error", error=stored.disabled, next_fetch=decide.NEVER)
+        state = stored.state
         try:
-            result = await self._fetcher.get(feed.url, state)
+            result = await self._fetcher.get(stored.redirect_url or feed.url, state)
         except FetchError as e:
+            if e.status == GONE:
+                return await self._disable(feed, str(e))
             return await self._failed(feed, state, str(e), e.retry_after)
         now = self._clock()
         if result.not_modified:
-            return await self._unchanged(feed, "not_modified", now, result)
+            return await self._unchanged(feed, stored, "not_modified", now, result)
         digest = hashlib.sha256(result.content).hexdigest()
         if state.first_fetch_done and digest == state.content_hash:
-            return await self._unchanged(feed, "unchanged", now, result)
+            return await self._unchanged(feed, stored, "unchanged", now, result)
         try:
             parsed = await self._parse(result.content, result.url, result.headers)
         except ParseError as e:
             return await self._failed(feed, state, str(e), None)
-        return await self._store_entries(feed, state, result, digest, parsed)
+        return await self._store_entries(feed, stored, result, digest, parsed)
 
     def _next_fetch(
-        self, feed: Feed, now: datetime, errors: int, retry_after: float | None = None
+        self,
+        feed: Feed,
+        now: datetime,
+        errors: int,
+        *,
+        retry_after: float | None = None,
+        fresh_for: timedelta | None = None,
     ) -> datetime:
         interval = timedelta(seconds=feed.interval) if feed.interval else self._policy.interval
         wait = timedelta(seconds=retry_after) if retry_after is not None else None
-        delay = decide.fetch_delay(interval, errors, jitter=self._jitter(), retry_after=wait)
-        return now + delay
+        return decide.next_fetch(
+            now, interval, errors, jitter=self._jitter(), retry_after=wait, fresh_for=fresh_for
+        )
+
+    async def _disable(self, feed: Feed, error: str) -> FeedReport:
+        reason = f"disabled: {error}"
+        log.error("feed %s is gone; not fetching it again: %s", feed.name, error)
+        await self._store.feeds.disable(feed.url, reason, now=self._clock())
+        if self._on_disabled is not None:
+            await self._on_disabled(feed, reason)
+        return FeedReport(feed.url, "error", error=reason, next_fetch=decide.NEVER)
 
     async def _failed(
         self, feed: Feed, state: FeedState, error: str, retry_after: float | None
     ) -> FeedReport:
         now = self._clock()
-        next_fetch = self._next_fetch(feed, now, state.consecutive_errors + 1, retry_after)
+        errors = state.consecutive_errors + 1
+        next_fetch = self._next_fetch(feed, now, errors, retry_after=retry_after)
         log.warning("feed %s failed: %s (next try %s)", feed.name, error, f"{next_fetch:%H:%M:%S}")
         await self._store.feeds.record_error(feed.url, error, now=now, next_fetch=next_fetch)
         return FeedReport(feed.url, "error", error=error, next_fetch=next_fetch)
 
     async def _unchanged(
-        self, feed: Feed, status: str, now: datetime, result: FetchResult
+        self, feed: Feed, stored: StoredFeed, status: str, now: datetime, result: FetchResult
     ) -> FeedReport:
-        next_fetch = self._next_fetch(feed, now, 0)
+        fresh_for = decide.freshness(result.headers, now, ttl=stored.ttl)
+        next_fetch = self._next_fetch(feed, now, 0, fresh_for=fresh_for)
         await self._store.feeds.record_unchanged(
             feed.url,
             status=status,
@@ -108,6 +143,7 @@ class FeedRunner:
             next_fetch=next_fetch,
             etag=result.etag,
             last_modified=result.last_modified,
+            redirect_url=result.permanent_redirect,
         )
         return FeedReport(
             feed.url,
@@ -118,13 +154,16 @@ class FeedRunner:
     async def _store_entries(
         self,
         feed: Feed,
-        state: FeedState,
+        stored: StoredFeed,
         result: FetchResult,
         digest: str,
         parsed: ParsedFeed,
     ) -> FeedReport:
+        state = stored.state
         keyed = _unique_by_key(parsed.entries)
-        seen = await self._store.feeds.seen_keys(feed.url, list(keyed))
+        seen: set[str] = set()
+        if state.first_fetch_done:  # before the first stored cycle, nothing can be seen
+            seen = await self._store.feeds.seen_keys(feed.url, list(keyed), feed_id=stored.feed_id)
         now = self._clock()
         matcher = self._matcher()
         candidates = [
@@ -132,7 +171,8 @@ class FeedRunner:
             for key, entry in keyed.items()
             if key not in seen
         ]
-        next_fetch = self._next_fetch(feed, now, 0)
+        fresh_for = decide.freshness(result.headers, now, ttl=parsed.ttl)
+        next_fetch = self._next_fetch(feed, now, 0, fresh_for=fresh_for)
         matched, queued = await self._store.stories.save_cycle(
             feed.url,
             candidates,
@@ -145,6 +185,8 @@ class FeedRunner:
         )
         if parsed.warning:
             log.info("feed %s parsed with a warning: %s", feed.name, parsed.warning)
+        if (parsed.ttl, parsed.warning) != (stored.ttl, stored.warning):
+            await self._store.feeds.record_notes(feed.url, ttl=parsed.ttl, warning=parsed.warning)
         return FeedReport(
             feed.url,
             "ok",

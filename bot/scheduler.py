@@ -5,6 +5,7 @@ Each feed job is a one-shot that reschedules itself at the time its cycle asked 
 feed that fails is polled less and less often and recovers by itself when it works again.
 Jobs have ``max_instances=1`` and ``coalesce``: a slow feed is never fetched twice at once.
 After a restart, feeds resume at the ``next_fetch`` stored in the database, not all at once.
+A feed whose next fetch is ``decide.NEVER`` (disabled: 410 Gone) has no job at all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.decide import NEVER
 from bot.model import Feed, FeedReport
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,11 @@ class Scheduler:
             await asyncio.gather(*pending, return_exceptions=True)
 
     def _schedule(self, feed: Feed, when: datetime) -> None:
+        if when >= NEVER:
+            log.info("feed %s is disabled: not scheduled", feed.name)
+            if self._scheduler.get_job(_job_id(feed.url)):
+                self._scheduler.remove_job(_job_id(feed.url))
+            return
         self._scheduler.add_job(
             self._feed_job,
             DateTrigger(run_date=when),

@@ -169,7 +169,6 @@ def fold_pattern(pattern: str) -> str:
 # matcher lets a space or hyphen inside a keyword also be a space, a hyphen or nothing, so
 # "e-CNY", "e CNY" and "eCNY" are one keyword.
 _DASHES = ("\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212", "_")
-_LOOSE_SPACE = ("  ", "\n", "\t", "\r", "\f", "\v")
 
 
 def match_form(text: str, *, chinese: bool = True) -> str:
@@ -183,7 +182,15 @@ def match_form(text: str, *, chinese: bool = True) -> str:
     for dash in _DASHES:
         if dash in folded:
             folded = folded.replace(dash, "-")
-    if any(space in folded for space in _LOOSE_SPACE):
+    # Spelled out rather than any(...) over a tuple: this runs on every entry.
+    if (
+        "  " in folded
+        or "\n" in folded
+        or "\t" in folded
+        or "\r" in folded
+        or "\f" in folded
+        or "\v" in folded
+    ):
         folded = _SPACE_RUNS.sub(" ", folded)
     return folded
 

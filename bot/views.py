@@ -23,7 +23,9 @@ def ago(when: datetime | None, now: datetime) -> str:
 
 
 def feeds_table(health: Sequence[FeedHealth], *, now: datetime) -> str:
-    """One line per feed: status, last fetch, last success, errors, entries, hits, last error."""
+    """One line per feed: status, last fetch, last success, errors, entries, hits; then a
+    ``!`` line per failing or disabled feed (why) and a ``>`` line per moved feed (where to).
+    """
     if not health:
         return "no feeds configured"
     header = ("feed", "status", "fetched", "ok", "errors", "entries", "hits")
@@ -45,11 +47,25 @@ def feeds_table(health: Sequence[FeedHealth], *, now: datetime) -> str:
         for row in (header, *rows)
     ]
     for h in health:
-        if h.last_error and h.status == "error":
-            lines.append(f"! {h.name}: {h.last_error}")
-        if h.disabled:
-            lines.append(f"! {h.name}: disabled: {h.disabled}")
+        lines.extend(_notes(h))
     return "\n".join(lines)
+
+
+def _notes(h: FeedHealth) -> list[str]:
+    """The lines under the table about one feed: its error, why disabled, where it moved."""
+    notes = []
+    if h.disabled:
+        reason = h.disabled.removeprefix("disabled: ")
+        notes.append(f"! {h.name}: disabled: {reason}")
+    elif h.last_error and h.status == "error":
+        notes.append(f"! {h.name}: {h.last_error}")
+    warning = getattr(h, "warning", None)  # StoredHealth; FeedHealth once model has it
+    if warning and h.status != "error" and not h.disabled:
+        notes.append(f"~ {h.name}: warning: {warning}")
+    redirect = getattr(h, "redirect_url", None)
+    if redirect:
+        notes.append(f"> {h.name}: moved permanently to {redirect}")
+    return notes
 
 
 def status_text(

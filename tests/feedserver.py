@@ -341,7 +341,8 @@ def _not_modified(request: web.Request, route: Route) -> bool:
 
 
 def _validator_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k in ("ETag", "Last-Modified", "Cache-Control")}
+    kept = ("ETag", "Last-Modified", "Cache-Control", "Expires")  # RFC 9110 15.4.5
+    return {k: v for k, v in headers.items() if k in kept}
 
 
 _BOMBS: dict[int, bytes] = {}

@@ -1,8 +1,9 @@
 """Chat commands through a real polling python-telegram-bot Application and the fake Bot API.
 
 Every test pushes updates into the fake server's getUpdates queue and waits for the bot's
-replies; nothing calls a handler directly. The store is ``MemoryStore`` below, a plain
-implementation of ``SubscriptionStore`` (the same tests can run against the real store).
+replies; nothing calls a handler directly. Subscriptions live in ``MemoryStore`` below, a
+plain implementation of ``SubscriptionStore``; preferences in the real ``PrefStore`` over
+SQLite in tmp_path; /recent runs entirely on the real store. Clocks are fixed and passed in.
 The fake server refuses HTML Telegram would refuse, so every reply checked here is valid.
 """
 
@@ -10,20 +11,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fakebotapi import FakeBotApi, Sent
 
-from bot.model import Keyword, Topic
-from bot.telegram.commands import CommandDeps, register
+from bot.dedup import canonical_url, entry_key, title_key
+from bot.model import Candidate, Entry, Feed, Hit, Keyword, Topic
+from bot.store import Store
+from bot.store.engine import Database
+from bot.store.prefs import ChatPrefs, PrefStore
+from bot.telegram.commands import CommandDeps, register, set_menus
+from bot.telegram.options import FloodLimit
 from bot.telegram.transport import build_application, start_polling, stop_polling
 
 TOKEN = "777000:AAHcommandscommandscommands"
 USER = 1001
 ADMIN = 9000
 GROUP = -1005550001
+NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)  # 10:00 in Hong Kong
 
 TOPICS = (
     Topic("gba-fintech", "Greater Bay Area fintech", Keyword("GBA"), "Fintech in the GBA", True),
@@ -79,13 +89,12 @@ class Bot:
     api: FakeBotApi
     store: MemoryStore
     operator_calls: list[str]
+    prefs: PrefStore
+    application: Any
 
     async def say(self, text: str, chat_id: int = USER, **kw: Any) -> Sent:
         """Send ``text`` as a user and return the bot's next reply."""
-        before = len(self.api.sent)
-        kw.setdefault("user_id", chat_id if chat_id > 0 else USER)
-        self.api.push_message(chat_id, text, **kw)
-        return (await self.api.wait_for_sent(before + 1))[before]
+        return await say(self.api, text, chat_id, **kw)
 
     async def press(
         self, reply: Sent, data: str, user_id: int = USER, *, redraw: bool = True
@@ -102,13 +111,54 @@ class Bot:
         return self.api.callback_answers[answers]
 
 
+async def say(api: FakeBotApi, text: str, chat_id: int = USER, **kw: Any) -> Sent:
+    """Send ``text`` as a user and return the bot's next reply."""
+    before = len(api.sent)
+    kw.setdefault("user_id", chat_id if chat_id > 0 else USER)
+    api.push_message(chat_id, text, **kw)
+    return (await api.wait_for_sent(before + 1))[before]
+
+
 def buttons(markup: dict[str, object] | None) -> list[str]:
     rows = (markup or {}).get("inline_keyboard", [])
     return [b["callback_data"] for row in rows for b in row]  # type: ignore[attr-defined]
 
 
+@dataclass
+class Clock:
+    """The fixed clocks passed to the handlers: ``now`` (UTC) and ``mono`` (seconds)."""
+
+    now: datetime = NOW
+    mono: float = 1000.0
+
+
+@asynccontextmanager
+async def running(deps: CommandDeps) -> AsyncIterator[tuple[FakeBotApi, Any]]:
+    """A fake Bot API and a real polling Application with the handlers registered."""
+    async with FakeBotApi(TOKEN) as api:
+        application = build_application(TOKEN, api.api_url)
+        register(application, deps)
+        await start_polling(application, poll_timeout=1)
+        try:
+            yield api, application
+        finally:
+            await stop_polling(application)
+
+
 @pytest.fixture
-async def bot() -> AsyncIterator[Bot]:
+async def db(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await Store.open(f"sqlite:///{tmp_path}/db")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def bot(db: Store, clock: Clock) -> AsyncIterator[Bot]:
     calls: list[str] = []
 
     async def status() -> str:
@@ -116,15 +166,19 @@ async def bot() -> AsyncIterator[Bot]:
         return "uptime 5m\nqueue: 3 pending <ok>"
 
     store = MemoryStore()
-    deps = CommandDeps(store, Catalog, frozenset({ADMIN}), status=status)
-    async with FakeBotApi(TOKEN) as api:
-        application = build_application(TOKEN, api.api_url)
-        register(application, deps)
-        await start_polling(application, poll_timeout=1)
-        try:
-            yield Bot(api, store, calls)
-        finally:
-            await stop_polling(application)
+    prefs = PrefStore(Database(db.engine))
+    deps = CommandDeps(
+        store,
+        Catalog,
+        frozenset({ADMIN}),
+        status=status,
+        prefs=prefs,
+        clock=lambda: clock.now,
+        monotonic=lambda: clock.mono,  # fixed: flood control is tested on its own below
+        flood=FloodLimit(burst=1000, per=1.0),
+    )
+    async with running(deps) as (api, application):
+        yield Bot(api, store, calls, prefs, application)
 
 
 async def test_start_subscribes_defaults_and_shows_buttons(bot: Bot) -> None:
@@ -309,3 +363,330 @@ async def test_a_removed_topic_neither_blocks_start_nor_sticks(bot: Bot) -> None
     reply = await bot.say("/unsubscribe retired-topic")
     assert "retired-topic" not in bot.store.subs[USER]
     assert "Unknown topic" not in reply.visible
+
+
+# --- languages ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "header", "stored"),
+    [
+        ("en-GB", "Commands", "en"),
+        ("zh-hans", "命令", "zh-hans"),
+        ("zh-cn", "命令", "zh-hans"),
+        ("zh-hk", "指令", "zh-hant"),
+        ("zh-TW", "指令", "zh-hant"),
+        ("fr", "Commands", "en"),
+    ],
+)
+async def test_replies_follow_the_telegram_language(
+    bot: Bot, code: str, header: str, stored: str
+) -> None:
+    reply = await bot.say("/help", language_code=code)
+    assert reply.visible.startswith(header)
+    reply = await bot.say("/start", language_code=code)
+    assert bot.store.chats[USER]["language"] == stored
+    welcome = {"en": "Welcome!", "zh-hans": "欢迎！", "zh-hant": "歡迎！"}[stored]
+    assert reply.visible.startswith(welcome)
+
+
+async def test_language_command_and_buttons_change_the_chat_language(bot: Bot) -> None:
+    reply = await bot.say("/language")
+    assert reply.visible.startswith("Language: English")
+    assert buttons(reply.reply_markup) == ["l:en", "l:zh-hans", "l:zh-hant"]
+    answer = await bot.press(reply, "l:zh-hans")
+    assert answer["text"] == "语言：简体中文"
+    assert (await bot.prefs.prefs(USER)).language == "zh-hans"
+    edited = bot.api.message(USER, reply.message_id)
+    assert edited is not None and edited["text"].startswith("语言：简体中文")
+    # The stored choice wins over the app's language_code ("en" here).
+    assert (await bot.say("/help")).visible.startswith("命令")
+
+    reply = await bot.say("/language zh-hant")
+    assert reply.visible == "語言：繁體中文"
+    assert (await bot.say("/stop")).visible.startswith("已停止")
+    menus = [c.params for c in bot.api.requests("setMyCommands")]
+    assert {m.get("language_code") for m in menus} == {"", "zh"}
+    assert all(m["scope"] == {"type": "chat", "chat_id": USER} for m in menus)
+    assert "語言" in str(menus[-1]["commands"])
+
+    reply = await bot.say("/language klingon")
+    assert reply.visible.startswith("用法：/language en | zh-hans | zh-hant")
+    reply = await bot.say("/language english")
+    assert reply.visible == "Language: English"
+
+
+# --- access and flooding -----------------------------------------------------------------
+
+STRANGER = 4242
+
+
+async def test_allowlist_refuses_politely_in_the_users_language(clock: Clock) -> None:
+    store = MemoryStore()
+    deps = CommandDeps(
+        store,
+        Catalog,
+        frozenset({ADMIN}),
+        access="allowlist",
+        allowed_users=frozenset({USER}),
+        allowed_chats=frozenset({GROUP}),
+        monotonic=lambda: clock.mono,
+    )
+    async with running(deps) as (api, _):
+        reply = await say(api, "/start", STRANGER)
+        assert "this bot is private" in reply.visible and "4242" in reply.visible
+        reply = await say(api, "/subscribe banks", STRANGER, language_code="zh-tw")
+        assert reply.visible.startswith("抱歉，這是私人機器人") and "4242" in reply.visible
+        assert STRANGER not in store.chats and STRANGER not in store.subs
+
+        answers = len(api.callback_answers)
+        api.push_callback(STRANGER, reply.message_id, "s:banks", user_id=STRANGER)
+        await api.wait_for(lambda: len(api.callback_answers) > answers, what="answer")
+        assert api.callback_answers[-1]["show_alert"] is True
+        assert STRANGER not in store.subs
+
+        assert (await say(api, "/subscribe banks")).visible.startswith("Now following")
+        assert (await say(api, "/help", ADMIN)).visible.startswith("Commands")
+        group: dict[str, Any] = {"chat_id": GROUP, "chat_type": "supergroup"}
+        reply = await say(api, "/topics", user_id=STRANGER, **group)
+        assert reply.visible.startswith("Topics"), "anyone in an allowed chat"
+        reply = await say(api, "/topics", -1009999, user_id=USER, chat_type="supergroup")
+        assert reply.visible.startswith("Topics"), "an allowed user anywhere"
+        reply = await say(api, "/topics", -1009999, user_id=STRANGER, chat_type="supergroup")
+        assert "not open to this chat" in reply.visible and "-1009999" in reply.visible
+
+
+async def test_a_flooding_user_is_told_once_then_ignored_until_refilled(clock: Clock) -> None:
+    store = MemoryStore()
+    deps = CommandDeps(
+        store,
+        Catalog,
+        frozenset(),
+        flood=FloodLimit(burst=3, per=30.0),
+        monotonic=lambda: clock.mono,
+    )
+    async with running(deps) as (api, _):
+        for _ in range(3):
+            assert (await say(api, "/help")).visible.startswith("Commands")
+        reply = await say(api, "/help")
+        assert reply.visible == "You are sending commands too fast. Please wait 10 s and try again."
+        api.push_message(USER, "/help", user_id=USER)  # dropped: no second warning
+        api.push_message(USER, "/topics", user_id=USER)  # dropped
+        other = await say(api, "/help", 1002)  # another user is not slowed down
+        assert other.chat_id == 1002
+        clock.mono += 10.0  # one token back
+        reply = await say(api, "/help")
+        assert reply.visible.startswith("Commands")
+        assert [s.chat_id for s in api.sent] == [USER, USER, USER, USER, 1002, USER]
+
+
+# --- /recent -------------------------------------------------------------------------------
+
+
+async def test_recent_lists_the_chats_latest_stories_with_links(db: Store, clock: Clock) -> None:
+    feed = Feed(url="http://127.0.0.1/a.xml", name="Outlet A")
+    await db.feeds.sync([feed])
+    await db.chats.subscribe(USER, ["gba-fintech", "hk-regulators"])
+    for hours, title, link, topics in (
+        (3, "Oldest GBA story", "http://x/1", ("gba-fintech",)),
+        (2, 'HKMA & SFC <sandbox> "quotes"', 'http://x/2?a=1&b="2"', ("hk-regulators",)),
+        (1, "Banks only, not followed", "http://x/3", ("banks",)),
+        (0, "Newest GBA story", "javascript:alert(1)", ("gba-fintech", "hk-regulators")),
+    ):
+        at = NOW - timedelta(hours=hours)
+        await db.stories.save_cycle(
+            feed.url,
+            [candidate(title, link, at, topics)],
+            now=at,
+            next_fetch=at,
+            etag=None,
+            last_modified=None,
+            content_hash=None,
+        )
+    deps = CommandDeps(
+        db.chats,
+        Catalog,
+        frozenset(),
+        prefs=PrefStore(Database(db.engine)),
+        clock=lambda: clock.now,
+    )
+    async with running(deps) as (api, _):
+        reply = await say(api, "/recent")
+        lines = reply.visible.splitlines()
+        assert lines[0] == "Latest stories on this chat's topics"
+        assert lines[1] == "1. Newest GBA story · 28 Nov 10:00 · #gba_fintech #hk_regulators"
+        assert lines[2] == '2. HKMA & SFC <sandbox> "quotes" · 28 Nov 08:00 · #hk_regulators'
+        assert lines[3].startswith("3. Oldest GBA story")
+        assert len(lines) == 4, "a story on an unfollowed topic is not listed"
+        assert '<a href="http://x/2?a=1&amp;b=&quot;2&quot;">' in reply.text
+        assert "javascript" not in reply.text  # only http(s) links become anchors
+
+        reply = await say(api, "/recent 1", language_code="zh-hk")
+        assert reply.visible.splitlines()[1:] == [
+            "1. Newest GBA story · 11月28日 10:00 · #gba_fintech #hk_regulators"
+        ]
+        assert (await say(api, "/recent 99")).visible.count("\n") == 3  # capped, not refused
+        assert (await say(api, "/recent zero")).visible == "Usage: /recent [n], n from 1 to 20."
+        reply = await say(api, "/recent", 1002)
+        assert reply.visible == "This chat follows no topics yet: /topics"
+
+
+def candidate(title: str, link: str, at: datetime, topics: Sequence[str]) -> Candidate:
+    entry = Entry(id=None, link=link, title=title, summary="s", published=at)
+    return Candidate(
+        entry=entry,
+        key=entry_key(entry),
+        canonical_url=canonical_url(link),
+        title_key=title_key(title),
+        alert=True,
+        hits=tuple(Hit(t, ("kw",)) for t in topics),
+    )
+
+
+# --- time zone, mute, digest -----------------------------------------------------------------
+
+
+async def test_timezone_is_validated_and_stored(bot: Bot) -> None:
+    reply = await bot.say("/timezone")
+    assert reply.visible.startswith("This chat's time zone is Asia/Hong_Kong (now 28 Nov 10:00)")
+    reply = await bot.say("/timezone europe/london")
+    assert reply.visible == "Time zone set to Europe/London (now 28 Nov 02:00)."
+    assert (await bot.prefs.prefs(USER)).timezone == "Europe/London"
+    reply = await bot.say("/timezone Mars/<Olympus>")
+    assert reply.visible.startswith("Unknown time zone Mars/<Olympus>. Use an Area/City name")
+    reply = await bot.say("/timezone new york")
+    assert reply.visible.startswith("Time zone set to America/New_York")
+
+
+async def test_mute_and_unmute_store_the_end_of_the_mute(bot: Bot, clock: Clock) -> None:
+    reply = await bot.say("/mute 2h")
+    assert reply.visible.startswith("Muted until 28 Nov 12:00 (Asia/Hong_Kong).")
+    assert (await bot.prefs.prefs(USER)).muted_until == NOW + timedelta(hours=2)
+
+    reply = await bot.say("/mute")
+    assert reply.visible.startswith("Usage: /mute DURATION")
+    assert buttons(reply.reply_markup) == ["m:1h", "m:8h", "m:1d"]
+    answer = await bot.press(reply, "m:1d")
+    assert answer["text"] == "Muted until 29 Nov 10:00 Asia/Hong_Kong"
+    assert (await bot.prefs.prefs(USER)).muted_until == NOW + timedelta(days=1)
+    edited = bot.api.message(USER, reply.message_id)
+    assert edited is not None and edited["text"].startswith("Muted until 29 Nov 10:00")
+    assert "reply_markup" not in edited
+
+    for bad, expected in (
+        ("/mute 30", "Usage: /mute"),
+        ("/mute soon", "Usage: /mute"),
+        ("/mute 20s", "A mute lasts at least one minute"),
+        ("/mute 45d", "A mute lasts at most 30 days"),
+    ):
+        assert (await bot.say(bad)).visible.startswith(expected), bad
+    assert (await bot.prefs.prefs(USER)).muted_until == NOW + timedelta(days=1)
+
+    clock.now = NOW + timedelta(hours=3)
+    reply = await bot.say("/unmute")
+    assert reply.visible == "Unmuted: held alerts arrive now as one digest."
+    assert (await bot.prefs.prefs(USER)).muted_until == clock.now, "ended now, not erased"
+    assert (await bot.say("/unmute")).visible == "This chat is not muted."
+
+
+async def test_digest_settings_and_buttons(bot: Bot) -> None:
+    reply = await bot.say("/digest daily 8:30")
+    assert reply.visible == (
+        "Alerts come as one digest a day at 08:30 (Asia/Hong_Kong). Next: 29 Nov 08:30."
+    )
+    assert (await bot.prefs.prefs(USER)).digest == "daily 08:30"
+    reply = await bot.say("/digest hourly", language_code="zh-hk")
+    assert (
+        reply.visible
+        == "提醒每小時整點合成一則摘要發送（Asia/Hong_Kong）。下一次：11月28日 11:00。"
+    )
+    assert (await bot.prefs.prefs(USER)).digest == "hourly"
+
+    reply = await bot.say("/digest")
+    assert reply.visible.startswith("Alerts come as one digest every hour")
+    assert buttons(reply.reply_markup) == ["d:off", "d:hourly", "d:daily 08:00"]
+    answer = await bot.press(reply, "d:off")
+    assert answer["text"] == "Saved"
+    assert (await bot.prefs.prefs(USER)).digest is None
+    edited = bot.api.message(USER, reply.message_id)
+    assert edited is not None and edited["text"].startswith("No digest")
+    labels = [b["text"] for b in edited["reply_markup"]["inline_keyboard"][0]]
+    assert labels == ["✅ Off", "Hourly", "Daily 08:00"]
+    await bot.press(reply, "d:daily 08:00")
+    assert (await bot.prefs.prefs(USER)).digest == "daily 08:00"
+
+    for bad in ("/digest weekly", "/digest daily 25:00", "/digest hourly 5"):
+        assert (await bot.say(bad)).visible.startswith("Usage: /digest off | hourly"), bad
+
+
+async def test_in_groups_only_admins_change_settings(bot: Bot) -> None:
+    bot.api.set_admins(GROUP, {ADMIN + 1})
+    group: dict[str, Any] = {"chat_id": GROUP, "chat_type": "supergroup"}
+    for command in ("/mute 1h", "/unmute", "/digest hourly", "/timezone UTC", "/language zh"):
+        reply = await bot.say(command, user_id=USER, **group)
+        assert reply.visible.startswith("Only this group's administrators"), command
+    assert await bot.prefs.prefs(GROUP) == ChatPrefs()
+    reply = await bot.say("/digest", user_id=USER, **group)  # reading is fine
+    answer = await bot.press(reply, "d:hourly", user_id=USER, redraw=False)
+    assert answer["show_alert"] is True
+    assert await bot.prefs.prefs(GROUP) == ChatPrefs()
+
+    reply = await bot.say("/language zh-hans", user_id=ADMIN + 1, **group)
+    assert reply.visible == "语言：简体中文"
+    reply = await bot.say("/mute 1h", user_id=ADMIN + 1, **group)
+    assert reply.visible.startswith("静音至 11月28日 11:00")
+    prefs = await bot.prefs.prefs(GROUP)
+    assert prefs.language == "zh-hans" and prefs.muted_until == NOW + timedelta(hours=1)
+    reply = await bot.say("/recent", user_id=USER, **group)  # members read, in the group's language
+    assert reply.visible == "本聊天尚未关注任何主题：/topics"
+
+
+async def test_forum_topic_commands_are_answered_in_their_thread(bot: Bot) -> None:
+    forum: dict[str, Any] = {"chat_id": GROUP, "chat_type": "supergroup", "message_thread_id": 77}
+    bot.api.set_admins(GROUP, {USER})
+    reply = await bot.say("/topics", user_id=USER, **forum)
+    assert reply.message_thread_id == 77
+    reply = await bot.say("/frobnicate@newsbot_test_bot", user_id=USER, **forum)
+    assert reply.message_thread_id == 77
+    bot.store.fail_for = GROUP
+    reply = await bot.say("/topics", user_id=USER, **forum)
+    assert reply.visible == "Sorry, something went wrong. Please try again."
+    assert reply.message_thread_id == 77
+
+
+# --- odds and ends -------------------------------------------------------------------------
+
+
+async def test_stale_buttons_and_plain_text_get_an_answer(bot: Bot) -> None:
+    reply = await bot.say("/help")
+    answer = await bot.press(reply, "x:from-an-old-version", redraw=False)
+    assert answer["text"] == "This button is out of date; send the command again."
+    reply = await bot.say("hello there")
+    assert reply.visible == "I answer commands: /help lists them."
+
+
+async def test_without_a_preference_store_the_commands_say_so() -> None:
+    deps = CommandDeps(MemoryStore(), Catalog, frozenset())
+    async with running(deps) as (api, _):
+        for command in ("recent", "mute 1h", "unmute", "digest", "timezone", "language"):
+            reply = await say(api, f"/{command}")
+            name = command.split()[0]
+            assert reply.visible == f"/{name} is not available in this setup.", command
+        reply = await say(api, "/help", language_code="zh-mo")
+        assert reply.visible.startswith("指令")
+
+
+async def test_set_menus_registers_menus_per_language_and_for_operators(bot: Bot) -> None:
+    await bot.prefs.set_language(ADMIN, "zh-hans", kind="private")
+    bot.api.requests("setMyCommands").clear()
+    await set_menus(bot.application, admins=frozenset({ADMIN}), prefs=bot.prefs)
+    calls = [c.params for c in bot.api.requests("setMyCommands")]
+    default = [c for c in calls if "scope" not in c]
+    assert [c["language_code"] for c in default] == ["", "zh"]
+    names = [c["command"] for c in default[0]["commands"]]
+    assert names[:4] == ["start", "topics", "subscribe", "unsubscribe"] and "status" not in names
+    assert default[0]["commands"][0]["description"] == "Welcome and the list of topics"
+    assert default[1]["commands"][0]["description"] == "歡迎，並列出所有主題"
+    admin = [c for c in calls if c.get("scope") == {"type": "chat", "chat_id": ADMIN}]
+    assert [c["language_code"] for c in admin] == ["", "zh"]
+    assert all("status" in str(c["commands"]) and "欢迎" in str(c["commands"]) for c in admin)

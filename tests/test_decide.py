@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.decide import fetch_delay, should_alert
+from bot.decide import MAX_HINT, NEVER, fetch_delay, freshness, next_fetch, should_alert
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DAY, WEEK = timedelta(days=1), timedelta(days=7)
@@ -44,3 +44,47 @@ def test_fetch_jitter_and_retry_after() -> None:
     assert fetch_delay(ten, 0, jitter=-1.0) == timedelta(minutes=9)
     assert fetch_delay(ten, 0, retry_after=timedelta(hours=2)) == timedelta(hours=2)
     assert fetch_delay(ten, 0, retry_after=timedelta(days=9)) == DAY
+
+
+# --- freshness hints and the next fetch -------------------------------------------------------
+
+H = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("headers", "ttl", "expected"),
+    [
+        ({}, None, None),
+        ({}, 1800.0, timedelta(minutes=30)),
+        ({"cache-control": "public, max-age=3600"}, None, H),
+        ({"cache-control": 'max-age="3600"'}, None, H),
+        ({"cache-control": "s-maxage=99, max-age=60"}, 7200.0, 2 * H),  # the longest hint
+        ({"cache-control": "no-store, max-age=3600"}, None, None),
+        ({"cache-control": "no-cache"}, 600.0, timedelta(minutes=10)),
+        ({"expires": "Sat, 28 Nov 2026 14:00:00 GMT"}, None, 2 * H),
+        ({"expires": "Sat, 28 Nov 2026 10:00:00 GMT"}, None, None),  # already stale
+        ({"expires": "0"}, None, None),
+        (  # max-age wins over Expires (RFC 9111 4.2.1)
+            {"expires": "Sat, 28 Nov 2026 14:00:00 GMT", "cache-control": "max-age=60"},
+            None,
+            timedelta(seconds=60),
+        ),
+        ({}, 0.0, None),
+    ],
+)
+def test_freshness(headers: dict[str, str], ttl: float | None, expected: timedelta | None) -> None:
+    assert freshness(headers, NOW, ttl=ttl) == expected
+
+
+def test_next_fetch_bounds_the_hints() -> None:
+    ten = timedelta(minutes=10)
+    assert next_fetch(NOW, ten, 0) == NOW + ten
+    assert next_fetch(NOW, ten, 0, fresh_for=timedelta(minutes=1)) == NOW + ten
+    assert next_fetch(NOW, ten, 0, fresh_for=2 * H) == NOW + 2 * H
+    assert next_fetch(NOW, ten, 0, fresh_for=30 * DAY) == NOW + MAX_HINT
+    assert next_fetch(NOW, 2 * DAY, 0, fresh_for=30 * DAY) == NOW + 2 * DAY
+    # After errors the backoff rules; a hint from a failing server is not one.
+    assert next_fetch(NOW, ten, 2, fresh_for=2 * H) == NOW + 4 * ten
+    assert next_fetch(NOW, ten, 1, retry_after=3 * H) == NOW + 3 * H
+    assert next_fetch(NOW, ten, 0, jitter=1.0, fresh_for=H) == NOW + H * 1.1
+    assert NEVER > NOW + 1000 * 365 * DAY

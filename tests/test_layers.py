@@ -23,9 +23,14 @@ LAYERS = {
         "bot.matcher",
         "bot.dedup",
         "bot.decide",
+        "bot.explain",
+        "bot.ruleschema",
         "bot.pacing",
         "bot.views",
+        "bot.outbox_view",
         "bot.telegram.render",
+        "bot.telegram.i18n",
+        "bot.telegram.options",
     },
     "edge": {
         "bot.fetch",
@@ -38,12 +43,16 @@ LAYERS = {
         "bot.store.chats",
         "bot.store.outbox",
         "bot.store.stories",
+        "bot.store.replay",
+        "bot.store.prefs",
+        "bot.telegram.chat",
+        "bot.telegram.tuning",
         "bot.telegram",
         "bot.telegram.transport",
         "bot.telegram.commands",
         "bot.workers",
     },
-    "orchestration": {"bot.pipeline", "bot.delivery", "bot.scheduler"},
+    "orchestration": {"bot.pipeline", "bot.delivery", "bot.scheduler", "bot.replay"},
     "wiring": {"bot.config", "bot.logs", "bot.app", "bot.cli", "bot.__main__"},
 }
 ORDER = list(LAYERS)
@@ -64,7 +73,13 @@ OWNERS = {
     "httpx": {"bot.fetch"},
     "feedparser": {"bot.parse"},
     "sqlalchemy": {m for m in LAYERS["edge"] if m.startswith("bot.store")},
-    "telegram": {"bot.telegram.transport", "bot.telegram.commands", "bot.telegram"},
+    "telegram": {
+        "bot.telegram.transport",
+        "bot.telegram.commands",
+        "bot.telegram.chat",
+        "bot.telegram.tuning",
+        "bot.telegram",
+    },
     "apscheduler": {"bot.scheduler"},
 }
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import opencc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.matcher import Matcher
-from bot.model import Entry, Feed, Hit
+from bot.model import AllOf, AnyOf, Entry, Feed, Hit, Keyword, NotOf
+from bot.model import Node as RuleNode
 from bot.rulebook import build_rulebook
+from bot.rulefiles import load_rules
+from bot.text import fold
 
 FEED = Feed("https://a.example/rss", "A News", ("hk", "regulator"))
 OTHER = Feed("https://b.example/rss", "B News", ("mainland",))
@@ -201,3 +206,37 @@ def test_traditional_simplified_and_full_width_give_the_same_hits(words: list[st
     assert hits(RULES, S2T.convert(simplified)) == expected
     assert hits(RULES, S2HK.convert(simplified)) == expected
     assert hits(RULES, full_width(simplified)) == expected
+
+
+SHIPPED = load_rules(Path(__file__).resolve().parents[1] / "rules")
+PACK = Matcher.compile(SHIPPED)
+
+
+def literal_keywords(node: RuleNode) -> set[str]:
+    """Every literal keyword of a tree, folded (Simplified, lower case)."""
+    if isinstance(node, Keyword):
+        return set() if node.regex else {fold(node.text)}
+    if isinstance(node, NotOf):
+        return literal_keywords(node.child)
+    assert isinstance(node, AnyOf | AllOf)
+    return set().union(*(literal_keywords(c) for c in node.children))
+
+
+PACK_WORDS = sorted(set().union(*(literal_keywords(t.match) for t in SHIPPED.topics)))
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(PACK_WORDS + FILLER), min_size=1, max_size=12))
+def test_the_default_pack_gives_the_same_hits_in_every_script_and_width(words: list[str]) -> None:
+    simplified = " ".join(words)
+    expected = PACK.match(Entry(None, "", simplified), FEED)
+    for variant in (S2T.convert(simplified), S2HK.convert(simplified), full_width(simplified)):
+        assert PACK.match(Entry(None, "", variant), FEED) == expected, variant
+
+
+def test_a_runaway_pattern_runs_in_linear_time() -> None:
+    # (a+)+$ takes 2^n steps in a backtracking engine on "aaa...a!"; RE2 answers at once
+    # (a backtracking engine would hit the test timeout here).
+    m = keywords("re:(a+)+$")
+    assert matched(m, "a" * 40 + "!") == ()
+    assert matched(m, "x aaaa") == ("re:(a+)+$",)

@@ -3,7 +3,8 @@
 - ``store.feeds``: feed state, seen entries, health;
 - ``store.stories``: one-transaction feed cycles: entries, stories, hits, outbox rows;
 - ``store.chats``: chats and subscriptions (``SubscriptionStore`` for chat commands);
-- ``store.outbox``: claiming, marking and counting deliveries.
+- ``store.outbox``: claiming, marking and counting deliveries;
+- ``store.prefs``: chat preferences (language, time zone, mute, digest) and /recent.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from bot.store.chats import ChannelConfig, ChatStore
 from bot.store.engine import Database, create_engine, migrate
 from bot.store.feeds import FeedStore
 from bot.store.outbox import OutboxStore
+from bot.store.prefs import PrefStore
 from bot.store.stories import StoryStore
 
 __all__ = ["ChannelConfig", "Store"]
@@ -29,6 +31,7 @@ class Store:
         self.stories = StoryStore(db, story_window=story_window)
         self.chats = ChatStore(db)
         self.outbox = OutboxStore(db)
+        self.prefs = PrefStore(db)
 
     @classmethod
     async def open(cls, url: str, *, story_window: timedelta = timedelta(hours=72)) -> Store:

@@ -83,6 +83,9 @@ feeds = Table(
     Column("redirect_url", Text),
     Column("disabled_reason", Text),
     Column("active", Boolean, nullable=False, default=True),
+    Column("ttl", Integer),  # the feed's last <ttl>, in seconds: still honoured on a 304
+    Column("last_warning", Text),  # the last parse warning (bozo with entries, charset)
+    _when("disabled_at"),
 )
 
 stories = Table(
@@ -91,7 +94,7 @@ stories = Table(
     Column("id", Integer, primary_key=True),
     Column("canonical_url", Text, nullable=False),
     Column("title_key", Text, nullable=False),
-    Column("fingerprint", BigInteger),  # near-duplicate fingerprint of the folded title
+    Column("fingerprint", BigInteger),  # dedup.fingerprint: SimHash of the title's shingles
     Column("title", Text, nullable=False),
     Column("link", Text, nullable=False),
     Column("summary", Text, nullable=False, default=""),
@@ -170,10 +173,19 @@ deliveries = Table(
     _when("sent_at"),
     Column("message_id", BigInteger),
     Column("last_error", Text),
+    # Who holds the claim ("host:pid"): a crashed sender's rows are released at once.
+    Column("claimed_by", String(128)),
+    # The source names the sent message shows; a later source joining the story sets
+    # ``edit`` to pending and the message is edited to list it (status stays sent).
+    Column("sources_sent", JSON),
+    Column("edit", String(16)),
     UniqueConstraint("story_id", "chat_id", name="uq_deliveries_story_chat"),
     Index("ix_deliveries_due", "status", "next_attempt"),
+    Index("ix_deliveries_edit", "edit", "next_attempt"),
 )
 
 # Delivery statuses: pending (due at next_attempt), sending (claimed, in flight),
 # sent (Telegram answered with message_id), dead (will not be retried; last_error says why).
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+# A sent row's ``edit``: None (nothing to do), pending (due at next_attempt), sending (claimed).
+EDIT_PENDING, EDIT_SENDING = "pending", "sending"
