@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import Connection, event, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -90,6 +90,7 @@ async def migrate(engine: AsyncEngine) -> None:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(schema.metadata.create_all)
+            await conn.run_sync(_add_missing_columns)
             version = await _version(conn)
             if version is None:
                 await conn.execute(
@@ -105,6 +106,32 @@ async def migrate(engine: AsyncEngine) -> None:
                 )
     except SQLAlchemyError as e:
         raise ConfigError(f"cannot open the database: {e}", key="storage.url") from e
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Bring a database made by an older newsbot forward: ``create_all`` creates missing
+    tables but never alters existing ones, so each column added since (always nullable) is
+    added here with ALTER TABLE."""
+    inspector = inspect(conn)
+    preparer = conn.dialect.identifier_preparer
+    for table in schema.metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise ConfigError(
+                    f"cannot add the required column {table.name}.{column.name} to an existing "
+                    "database",
+                    key="storage.url",
+                )
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(
+                text(
+                    f"ALTER TABLE {preparer.quote(table.name)} "
+                    f"ADD COLUMN {preparer.quote(column.name)} {kind}"
+                )
+            )
 
 
 async def _version(conn: AsyncConnection) -> int | None:
