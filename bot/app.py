@@ -28,6 +28,7 @@ from bot.fetch import Fetcher
 from bot.logs import Redactor
 from bot.matcher import Matcher
 from bot.model import Feed, FeedReport
+from bot.outbox_view import outbox_summary
 from bot.pipeline import FeedRunner, Policy
 from bot.rulebook import Rulebook
 from bot.rulefiles import check_rules, rules_signature
@@ -216,14 +217,16 @@ class App:
                 log.warning("could not notify admin %s: %s", admin, e)
 
     async def status(self) -> str:
-        return status_text(
-            now=self.clock(),
+        now = self.clock()
+        text = status_text(
+            now=now,
             started=self.started,
             health=await self.store.feeds.health(),
             outbox=await self.store.outbox.counts(),
             rules_loaded=self.rules.loaded_at,
             rules_error=self.rules.last_error,
         )
+        return f"{text}\n{outbox_summary(await self.store.outbox.report(now))}"
 
     async def feeds_report(self) -> str:
         return feeds_table(await self.store.feeds.health(), now=self.clock())

@@ -23,6 +23,7 @@ from bot.errors import ConfigError, NewsbotError, RuleError
 from bot.explain import explain, format_explanation
 from bot.logs import setup_logging
 from bot.model import Entry
+from bot.outbox_view import outbox_text
 from bot.replay import ProgressLine, format_replay, replay
 from bot.rulebook import Rulebook
 from bot.rulefiles import check_rules
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--limit", type=int, default=50, help="with --since: stories per list")
     rules_sub.add_parser("schema", help="print a JSON Schema of the rule files for editors")
     sub.add_parser("feeds", help="each feed's health")
+    sub.add_parser("outbox", help="the delivery queue: pending, dead rows with reasons, per chat")
     return parser
 
 
@@ -88,6 +90,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return asyncio.run(_run(settings, once=args.once, deadline=deadline))
         if args.command == "rules":
             return _rules(settings, args)
+        if args.command == "outbox":
+            return asyncio.run(_outbox(settings))
         return asyncio.run(_feeds(settings))
     except RuleError as e:
         log.error("invalid rules, not starting:\n%s", e)
@@ -169,6 +173,15 @@ async def _feeds(settings: Settings) -> int:
     store = await Store.open(settings.storage_url, story_window=settings.story_window)
     try:
         print(feeds_table(await store.feeds.health(), now=datetime.now(UTC)))  # noqa: T201
+    finally:
+        await store.close()
+    return 0
+
+
+async def _outbox(settings: Settings) -> int:
+    store = await Store.open(settings.storage_url, story_window=settings.story_window)
+    try:
+        print(outbox_text(await store.outbox.report(datetime.now(UTC))))  # noqa: T201
     finally:
         await store.close()
     return 0

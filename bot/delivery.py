@@ -10,15 +10,25 @@ Failures are sorted as Telegram means them (see ``DeliveryError``):
 - the bot itself refused (token revoked, 401/404 from the API root): every send is held and
   retried; no row is lost to an operator's mistake.
 Nothing is dropped silently: every outcome is written to the row.
+
+Throughput: rows are claimed as sending slots free up (not batch after batch), and each
+send books its budget with ``Pacer.acquire`` right before it goes out, so sends to different
+chats run in parallel up to Telegram's overall 30/s while no chat's own limit is exceeded.
+
+Edits: when a later source joins a story already sent, the alert is edited to list it
+("also: …"), paced like a send. Edit failures never resend anything: a refused edit (too
+old, message deleted) is settled with the reason; a transient one is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol
 
@@ -26,6 +36,7 @@ from bot import pacing
 from bot.errors import DeliveryError
 from bot.model import Delivery
 from bot.store import Store
+from bot.store.outbox import EDITABLE_FOR, EditJob
 from bot.telegram.render import render_alert
 
 log = logging.getLogger(__name__)
@@ -42,10 +53,33 @@ RECORD_RETRIES = (0.5, 2.0, 5.0)
 class Transport(Protocol):
     async def send(self, chat_id: int, html: str, *, thread_id: int | None = None) -> int: ...
 
+    async def edit(self, chat_id: int, message_id: int, html: str) -> None: ...
+
+
+def claimer_id() -> str:
+    """``host:pid``: who holds a claim, so a restarted sender can release a dead one's."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claimer_gone(owner: str) -> bool:
+    """Whether the claimer ``host:pid`` is a process on this host that no longer exists.
+    Another host's claims are never judged here (they expire after ``STALE_CLAIM``)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
 
 @dataclass(slots=True)
 class DrainReport:
     sent: int = 0
+    edited: int = 0
     retried: int = 0
     dead: int = 0
     pending: int = 0
@@ -66,8 +100,8 @@ class Deliverer:
         only_chat: int | None = None,
         redact: Callable[[str], str] = str,
         give_up_after: timedelta = GIVE_UP_AFTER,
-        batch: int = 30,
-        concurrency: int = 8,
+        batch: int = 60,
+        concurrency: int = 32,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -81,6 +115,7 @@ class Deliverer:
         self._give_up_after = give_up_after
         self._batch = batch
         self._slots = asyncio.Semaphore(concurrency)
+        self._owner = claimer_id()
         self._lock = asyncio.Lock()
         self._gone: set[int] = set()  # chats deactivated while their rows were in flight
 
@@ -94,17 +129,40 @@ class Deliverer:
         report = DrainReport()
         async with self._lock:  # one drainer per process: the pacer's budgets are shared
             self._gone.clear()
-            await self._store.outbox.release_stale(self._clock(), STALE_CLAIM)
-            while not stop.is_set():
-                claimed = await self._store.outbox.claim(
-                    self._clock(), self._batch, chat_id=self._only_chat
-                )
-                if claimed:
-                    await self._send_batch(claimed, stop, report)
-                elif not await self._wait_for_due(wait_until, stop):
-                    break
+            await self._store.outbox.release_stale(self._clock(), STALE_CLAIM, gone=claimer_gone)
+            running: set[asyncio.Task[None]] = set()
+            try:
+                while not stop.is_set():
+                    if len(running) < self._batch:
+                        running |= await self._claim_more(self._batch - len(running), stop, report)
+                    if running:
+                        await self._next_done(running, stop)
+                    elif not await self._wait_for_due(wait_until, stop):
+                        break
+            finally:
+                await asyncio.gather(*running)
         report.pending = (await self._store.outbox.counts()).get("pending", 0)
         return report
+
+    async def _claim_more(
+        self, room: int, stop: asyncio.Event, report: DrainReport
+    ) -> set[asyncio.Task[None]]:
+        """Claim up to ``room`` due rows (then edits) and start sending each."""
+        now, owner = self._clock(), self._owner
+        rows = await self._store.outbox.claim(now, room, chat_id=self._only_chat, owner=owner)
+        edits: list[EditJob] = []
+        if len(rows) < room:
+            edits = await self._store.outbox.claim_edits(
+                now, room - len(rows), chat_id=self._only_chat, owner=owner
+            )
+        jobs = [self._guarded(self._send_paced(d, stop, report), d.id, d.chat_id) for d in rows]
+        jobs += [self._guarded(self._edit_paced(e, stop, report), e.id, e.chat_id) for e in edits]
+        return {asyncio.ensure_future(job) for job in jobs}
+
+    async def _next_done(self, running: set[asyncio.Task[None]], stop: asyncio.Event) -> None:
+        """Wait until some sends finished (or a moment passed, to claim newly due rows)."""
+        done, _ = await asyncio.wait(running, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+        running -= done
 
     async def idle(self) -> None:
         """Return once no drain is running (in-flight sends have finished)."""
@@ -132,53 +190,62 @@ class Deliverer:
             for task in (sleeper, stopper):
                 task.cancel()
 
-    async def _send_batch(
-        self, claimed: list[Delivery], stop: asyncio.Event, report: DrainReport
-    ) -> None:
-        await asyncio.gather(*(self._send_guarded(d, stop, report) for d in claimed))
-
-    async def _send_guarded(
-        self, delivery: Delivery, stop: asyncio.Event, report: DrainReport
-    ) -> None:
+    async def _guarded(self, job: Awaitable[None], delivery_id: int, chat_id: int) -> None:
         """One row, start to end. Never raises: a database failure here is logged and leaves
         the row claimed, to be released after ``STALE_CLAIM``; other rows go on."""
         try:
             async with self._slots:
-                await self._send_paced(delivery, stop, report)
+                await job
         except Exception:
             log.exception(
                 "delivery %s to chat %s: could not record the outcome; the row is retried after %s",
-                delivery.id,
-                delivery.chat_id,
+                delivery_id,
+                chat_id,
                 STALE_CLAIM,
             )
+
+    async def _budget(self, chat_id: int, stop: asyncio.Event) -> float:
+        """Book a send to ``chat_id``: 0 when booked, else how long its budget is spent (more
+        than ``MAX_INLINE_WAIT``: the caller hands the row back), or -1 when stop came."""
+        while True:
+            wait = self._pacer.acquire(chat_id, self._monotonic())
+            if wait <= 0:
+                return 0.0
+            if wait > MAX_INLINE_WAIT:
+                return wait
+            await self._pause(wait, stop)
+            if stop.is_set():
+                return -1.0
 
     async def _send_paced(
         self, delivery: Delivery, stop: asyncio.Event, report: DrainReport
     ) -> None:
-        wait = self._pacer.wait(delivery.chat_id, self._monotonic())
-        if wait > MAX_INLINE_WAIT:
-            # This chat's budget is spent: hand the row back for later rather than hold a
-            # sending slot while other chats wait behind it.
-            later = self._clock() + timedelta(seconds=wait)
-            await self._store.outbox.defer(delivery.id, later)
-            return
-        await self._pause(wait, stop)
         if stop.is_set():
             await self._store.outbox.defer(delivery.id, self._clock())
             return
+        try:  # rendered before booking: the send goes out right after its budget is booked
+            html = render_alert(delivery.story, tz=self._tz)
+        except Exception as e:  # a bug in rendering must not lose the row
+            log.exception("rendering delivery %s failed", delivery.id)
+            await self._retry(delivery, self._redact(f"internal error: {e!r}"), None, report)
+            return
+        wait = await self._budget(delivery.chat_id, stop)
+        if wait != 0:
+            # This chat's budget is spent (or we are stopping): hand the row back for later
+            # rather than hold a sending slot while other chats wait behind it.
+            later = self._clock() + timedelta(seconds=max(wait, 0.0))
+            await self._store.outbox.defer(delivery.id, later)
+            return
         if delivery.chat_id in self._gone:
             return  # deactivating the chat already ended this row as dead
-        self._pacer.record(delivery.chat_id, self._monotonic())
         try:
-            html = render_alert(delivery.story, tz=self._tz)
             message_id = await self._transport.send(
                 delivery.chat_id, html, thread_id=delivery.thread_id
             )
         except DeliveryError as e:
             await self._failed(delivery, e, report)
             return
-        except Exception as e:  # a bug in rendering or a transport must not lose the row
+        except Exception as e:  # a bug in a transport must not lose the row
             log.exception("delivery %s to chat %s failed", delivery.id, delivery.chat_id)
             reason = self._redact(f"internal error: {type(e).__name__}: {e}")
             await self._retry(delivery, reason, None, report)
@@ -186,17 +253,61 @@ class Deliverer:
         await self._record_sent(delivery, message_id)
         report.sent += 1
 
+    async def _edit_paced(self, job: EditJob, stop: asyncio.Event, report: DrainReport) -> None:
+        """Edit a sent alert to list the sources that joined since. Never sends anew."""
+        wait = -1.0 if stop.is_set() else await self._budget(job.chat_id, stop)
+        if wait != 0:
+            later = self._clock() + timedelta(seconds=max(wait, 0.0))
+            await self._store.outbox.retry_edit(job.id, None, later, count=False)
+            return
+        shown = replace(job.story, sources=job.shown)
+        try:
+            html = render_alert(shown, tz=self._tz, also=job.added)
+            await self._transport.edit(job.chat_id, job.message_id, html)
+        except DeliveryError as e:
+            await self._edit_failed(job, e)
+            return
+        except Exception as e:
+            log.exception("editing delivery %s in chat %s failed", job.id, job.chat_id)
+            await self._store.outbox.finish_edit(job.id, sources=None, error=f"internal: {e!r}")
+            return
+        await self._store.outbox.finish_edit(job.id, sources=job.story.sources)
+        report.edited += 1
+
+    async def _edit_failed(self, job: EditJob, e: DeliveryError) -> None:
+        reason = str(e)
+        now = self._clock()
+        if e.chat_gone:
+            self._gone.add(job.chat_id)
+            await self._store.chats.deactivate(job.chat_id, reason)
+            await self._store.outbox.finish_edit(job.id, sources=None, error=reason)
+        elif e.retry_after is not None and not e.permanent:
+            scope = None if e.bot_wide else job.chat_id
+            self._pacer.hold(scope, self._monotonic() + e.retry_after)
+            later = now + timedelta(seconds=e.retry_after)
+            await self._store.outbox.retry_edit(job.id, reason, later, count=False)
+        elif e.permanent or job.sent_at is None or now - job.sent_at > EDITABLE_FOR:
+            # Refused (deleted message, migrated group, too old): the alert stays as it is.
+            await self._store.outbox.finish_edit(job.id, sources=None, error=reason)
+        else:
+            delay = pacing.delivery_delay(job.attempts + 1)
+            await self._store.outbox.retry_edit(job.id, reason, now + delay)
+
     async def _record_sent(self, delivery: Delivery, message_id: int) -> None:
         """Telegram has the message: record it, retrying a failing database a few times. The
         row never goes back to pending, which would send it again."""
         for pause in RECORD_RETRIES:
             try:
-                await self._store.outbox.mark_sent(delivery.id, message_id, self._clock())
+                await self._store.outbox.mark_sent(
+                    delivery.id, message_id, self._clock(), sources=delivery.story.sources
+                )
                 return
             except Exception:
                 log.warning("delivery %s sent, recording it failed; retrying", delivery.id)
                 await self._sleep(pause)
-        await self._store.outbox.mark_sent(delivery.id, message_id, self._clock())
+        await self._store.outbox.mark_sent(
+            delivery.id, message_id, self._clock(), sources=delivery.story.sources
+        )
 
     async def _failed(self, delivery: Delivery, e: DeliveryError, report: DrainReport) -> None:
         reason = str(e)

@@ -23,7 +23,14 @@ one per matching request; ``set_admins(chat_id, ids)`` answers ``getChatMember``
 
 ``sendMessage`` with ``parse_mode=HTML`` is checked like Telegram does: unsupported tags,
 unbalanced tags or a bare ``<``/``&`` give 400 "can't parse entities", more than 4096
-characters after parsing gives 400 "message is too long".
+characters after parsing gives 400 "message is too long", more than 100 entities 400 "too
+many entities".
+
+``FakeBotApi(token, limits=True)`` enforces Telegram's flood limits on ``sendMessage`` and
+``editMessageText`` at request arrival: 30 per second overall, 1 per second per private chat
+(positive id), 20 per minute per group or channel. A request over a limit is answered 429
+with ``parameters.retry_after`` (whole seconds, as Telegram) and recorded in ``violations``;
+refused requests do not count against the windows.
 """
 
 from __future__ import annotations
@@ -56,6 +63,27 @@ _HTML_TOKEN = re.compile(
     r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)([^<>]*)>|&(#[0-9]+|#x[0-9a-fA-F]+|lt|gt|amp|quot);|[<>&]"
 )
 MAX_TEXT = 4096
+MAX_ENTITIES = 100
+PACED_METHODS = frozenset({"sendmessage", "editmessagetext"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Telegram's flood limits: (count, seconds) per scope."""
+
+    overall: tuple[int, float] = (30, 1.0)
+    private: tuple[int, float] = (1, 1.0)
+    group: tuple[int, float] = (20, 60.0)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A request the limits refused: which scope, which chat, when (time.monotonic())."""
+
+    scope: str
+    chat_id: int | str
+    method: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -150,8 +178,17 @@ class ApiError(Exception):
 class FakeBotApi:
     """The fake server; see the module docstring."""
 
-    def __init__(self, token: str, *, username: str = "newsbot_test_bot") -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        username: str = "newsbot_test_bot",
+        limits: Limits | bool = False,
+    ) -> None:
         self.token = token
+        self.limits: Limits | None = Limits() if limits is True else (limits or None)
+        self.violations: list[Violation] = []
+        self._windows: dict[object, deque[float]] = {}
         head = token.split(":", 1)[0]
         self.bot_user: JSON = {
             "id": int(head) if head.isdigit() else 1,
@@ -431,11 +468,38 @@ class FakeBotApi:
         handler = self._methods.get(method.lower())
         if handler is None:
             return _error(404, "Not Found")
+        refused = self._over_limit(method, params.get("chat_id"))
+        if refused is not None:
+            return _error(
+                429, f"Too Many Requests: retry after {refused}", {"retry_after": refused}
+            )
         try:
             result = await handler(params)
         except ApiError as exc:
             return _error(exc.status, exc.description, exc.parameters)
         return web.json_response({"ok": True, "result": result})
+
+    def _over_limit(self, method: str, chat_id: object) -> int | None:
+        """None when the request fits every window (and is booked), else its retry_after."""
+        chat = _chat_key(chat_id)
+        if self.limits is None or method.lower() not in PACED_METHODS or chat is None:
+            return None
+        per_chat = self.limits.private if isinstance(chat, int) and chat > 0 else self.limits.group
+        now = time.monotonic()
+        with self._lock:
+            for scope, key, (count, per) in (
+                ("overall", "overall", self.limits.overall),
+                ("chat", chat, per_chat),
+            ):
+                window = self._windows.setdefault(key, deque())
+                while window and window[0] <= now - per:
+                    window.popleft()
+                if len(window) >= count:
+                    self.violations.append(Violation(scope, chat, method, now))
+                    return max(1, int(window[0] + per - now + 0.999))
+            self._windows["overall"].append(now)
+            self._windows[chat].append(now)
+        return None
 
     def _take_fault(self, method: str, chat_id: object) -> Fault | None:
         with self._lock:
@@ -666,6 +730,8 @@ def _parse_text(text: str, parse_mode: object) -> tuple[str, int]:
         raise ApiError(400, "Bad Request: message text is empty")
     if len(visible.encode("utf-16-le")) // 2 > MAX_TEXT:
         raise ApiError(400, "Bad Request: message is too long")
+    if entities > MAX_ENTITIES:
+        raise ApiError(400, "Bad Request: too many entities")
     return visible, entities
 
 

@@ -111,7 +111,7 @@ async def migrate(engine: AsyncEngine) -> None:
 def _add_missing_columns(conn: Connection) -> None:
     """Bring a database made by an older newsbot forward: ``create_all`` creates missing
     tables but never alters existing ones, so each column added since (always nullable) is
-    added here with ALTER TABLE."""
+    added here with ALTER TABLE, and each index added since is created."""
     inspector = inspect(conn)
     preparer = conn.dialect.identifier_preparer
     for table in schema.metadata.sorted_tables:
@@ -132,6 +132,8 @@ def _add_missing_columns(conn: Connection) -> None:
                     f"ADD COLUMN {preparer.quote(column.name)} {kind}"
                 )
             )
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 async def _version(conn: AsyncConnection) -> int | None:

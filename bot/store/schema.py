@@ -122,6 +122,7 @@ entries = Table(
     Column("matched", Boolean, nullable=False, default=False),
     UniqueConstraint("feed_id", "entry_key", name="uq_entries_feed_key"),
     Index("ix_entries_story", "story_id"),
+    Index("ix_entries_canonical_url", "canonical_url"),
 )
 
 hits = Table(

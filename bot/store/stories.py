@@ -12,14 +12,20 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, literal, select, update
+from sqlalchemy import Row, exists, func, literal, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import Exists
 
+from bot import dedup
 from bot.model import Candidate, Hit
 from bot.store.engine import Database, insert_ignore
 from bot.store.feeds import lookup_feed_id, ok_values
 from bot.store.schema import (
+    EDIT_PENDING,
+    EDIT_SENDING,
     PENDING,
+    SENDING,
+    SENT,
     chats,
     deliveries,
     entries,
@@ -30,6 +36,8 @@ from bot.store.schema import (
 )
 
 _CHUNK = 500
+# Telegram lets a bot edit its messages for 48 hours; older alerts are left as they are.
+EDITABLE_FOR = timedelta(hours=48)
 _STORY_LOCK = 0x6E657773  # "news": the advisory lock id serialising story creation
 
 
@@ -94,21 +102,55 @@ class StoryStore:
     ) -> list[int]:
         """The story each entry joins, creating stories for the rest.
 
-        An entry joins the oldest story with its canonical URL, else the oldest story with its
-        title key that started within the window and that this feed has not carried yet. Title
+        An entry joins the oldest story with its canonical URL; else the oldest story with its
+        title key, else the most similar near duplicate (``dedup.near_duplicate``), among the
+        stories that started within the window and that this feed has not carried yet. Title
         matching finds one story told by several outlets; within one feed a repeated title is
         a new item ("Hong Kong stocks close lower" on two days), never the same story.
+        A story this feed joins for the first time gets its sent alerts edited to list it.
         """
         by_url, by_key = await self._existing_stories(conn, feed_id, candidates, now)
+        similar = await self._similar_stories(conn, feed_id, candidates, by_url, by_key, now)
         ids = []
-        for cand in candidates:
-            story_id = by_url.get(cand.canonical_url) or by_key.get(cand.title_key)
+        for cand, near in zip(candidates, similar, strict=True):
+            story_id = by_url.get(cand.canonical_url) or by_key.get(cand.title_key) or near
             if story_id is None:
                 story_id = await _new_story(conn, cand, now)
             if cand.canonical_url:
                 by_url.setdefault(cand.canonical_url, story_id)
             ids.append(story_id)
+        await _flag_edits(conn, feed_id, ids, now)
         return ids
+
+    async def _similar_stories(
+        self,
+        conn: AsyncConnection,
+        feed_id: int,
+        candidates: Sequence[Candidate],
+        by_url: dict[str, int],
+        by_key: dict[str, int],
+        now: datetime,
+    ) -> list[int | None]:
+        """For each candidate not matched by URL or title key, the id of the near-duplicate
+        story it joins (closest fingerprint, then oldest), else None."""
+        prints = [
+            None
+            if by_url.get(c.canonical_url) or by_key.get(c.title_key)
+            else dedup.fingerprint(c.entry.title)
+            for c in candidates
+        ]
+        if all(p is None for p in prints):
+            return [None] * len(candidates)
+        query = select(stories.c.id, stories.c.fingerprint, stories.c.title).where(
+            stories.c.fingerprint.is_not(None),
+            stories.c.first_seen >= now - self._window,
+            ~_carried_by(feed_id),
+        )
+        known = (await conn.execute(query.order_by(stories.c.id))).all()
+        return [
+            None if fp is None else _closest(c.entry.title, fp, known)
+            for c, fp in zip(candidates, prints, strict=True)
+        ]
 
     async def _existing_stories(
         self, conn: AsyncConnection, feed_id: int, candidates: Sequence[Candidate], now: datetime
@@ -118,23 +160,72 @@ class StoryStore:
         by_url: dict[str, int] = {}
         by_key: dict[str, int] = {}
         for i in range(0, len(urls), _CHUNK):
-            query = select(stories.c.id, stories.c.canonical_url).where(
-                stories.c.canonical_url.in_(urls[i : i + _CHUNK])
+            # A story's URL, or the URL of any entry that joined it (another outlet's link).
+            chunk = urls[i : i + _CHUNK]
+            by_entry = union_all(
+                select(stories.c.id, stories.c.canonical_url).where(
+                    stories.c.canonical_url.in_(chunk)
+                ),
+                select(entries.c.story_id, entries.c.canonical_url).where(
+                    entries.c.canonical_url.in_(chunk)
+                ),
             )
-            for story_id, canonical in await conn.execute(query.order_by(stories.c.id)):
+            for story_id, canonical in sorted(await conn.execute(by_entry)):
                 by_url.setdefault(canonical, story_id)
-        carried_here = exists().where(
-            entries.c.story_id == stories.c.id, entries.c.feed_id == feed_id
-        )
         for i in range(0, len(keys), _CHUNK):
             query = select(stories.c.id, stories.c.title_key).where(
                 stories.c.title_key.in_(keys[i : i + _CHUNK]),
                 stories.c.first_seen >= now - self._window,
-                ~carried_here,
+                ~_carried_by(feed_id),
             )
             for story_id, key in await conn.execute(query.order_by(stories.c.id)):
                 by_key.setdefault(key, story_id)
         return by_url, by_key
+
+
+def _carried_by(feed_id: int) -> Exists:
+    return exists().where(entries.c.story_id == stories.c.id, entries.c.feed_id == feed_id)
+
+
+def _closest(title: str, fp: int, known: Sequence[Row[Any, Any, Any]]) -> int | None:
+    """The known story whose title is a near duplicate of ``title``: nearest fingerprint,
+    then oldest. The fingerprint distance is a cheap first test; the shingles decide."""
+    near = sorted(
+        (dedup.fingerprint_distance(fp, k.fingerprint), k.id, k.title)
+        for k in known
+        if dedup.fingerprint_distance(fp, k.fingerprint) <= dedup.MAX_FINGERPRINT_DISTANCE
+    )
+    return next((sid for _, sid, other in near if dedup.near_duplicate(title, other)), None)
+
+
+async def _flag_edits(
+    conn: AsyncConnection, feed_id: int, story_ids: Sequence[int], now: datetime
+) -> None:
+    """This feed is a new source of stories already sent: queue an edit of those alerts
+    (only while Telegram still allows editing them; see ``EDITABLE_FOR``)."""
+    joined = set(story_ids)
+    if not joined:
+        return
+    carried = set(
+        await conn.scalars(
+            select(entries.c.story_id).where(
+                entries.c.feed_id == feed_id, entries.c.story_id.in_(joined)
+            )
+        )
+    )
+    new_source = sorted(joined - carried)
+    if not new_source:
+        return
+    await conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.story_id.in_(new_source),
+            deliveries.c.status.in_((SENT, SENDING)),
+            or_(deliveries.c.sent_at.is_(None), deliveries.c.sent_at >= now - EDITABLE_FOR),
+            or_(deliveries.c.edit.is_(None), deliveries.c.edit != EDIT_SENDING),
+        )
+        .values(edit=EDIT_PENDING, next_attempt=now)
+    )
 
 
 async def _new_story(conn: AsyncConnection, cand: Candidate, now: datetime) -> int:
@@ -142,6 +233,7 @@ async def _new_story(conn: AsyncConnection, cand: Candidate, now: datetime) -> i
         stories.insert().values(
             canonical_url=cand.canonical_url,
             title_key=cand.title_key,
+            fingerprint=dedup.fingerprint(cand.entry.title),
             title=cand.entry.title,
             link=cand.entry.link,
             summary=_summary(cand),

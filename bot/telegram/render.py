@@ -3,7 +3,7 @@
 The alert, in Telegram's HTML parse mode::
 
     <b><a href="URL">Title</a></b>
-    Source A, Source B · 2026-11-28 18:15 HKT
+    Source A, Source B · 2026-11-28 18:15 HKT · also: Source C
     A short snippet of the summary with <b>matched</b> keywords…
     #gba_fintech #hk_regulators
 
@@ -25,6 +25,8 @@ Why it looks like this and what it guarantees:
   inside a keyword also matches a space, a hyphen or nothing (``e-CNY`` bolds ``eCNY``).
   A keyword edge that is a letter or digit must not touch another (``GBA`` is not bold in
   ``GBAS``); ``re:`` keywords run through RE2 (linear time) on the folded text.
+- ``also``: sources that carried the story after the alert went out. The alert is edited
+  to list them after the time ("also: …"); the rest of the message stays as it was.
 - Topic ids become hashtags; a hashtag cannot contain ``-``, so ``gba-fintech`` shows as
   ``#gba_fintech``.
 """
@@ -72,9 +74,12 @@ class _Parts:
     tags: str
 
 
-def render_alert(story: Story, *, tz: tzinfo = UTC, max_length: int = 4096) -> str:
-    """The alert for ``story`` as Telegram HTML, at most ``max_length`` UTF-16 units."""
-    parts = _parts(story, tz)
+def render_alert(
+    story: Story, *, tz: tzinfo = UTC, max_length: int = 4096, also: Sequence[str] = ()
+) -> str:
+    """The alert for ``story`` as Telegram HTML, at most ``max_length`` UTF-16 units;
+    ``also`` lists sources that joined after it was sent."""
+    parts = _parts(story, tz, also)
     layout = _fit(parts, max_length)
     if layout is None:  # not even a one-word title in bold fits: plain escaped text
         limit = _largest(0, len(parts.title), lambda n: _plain_fits(parts, n, max_length))
@@ -125,13 +130,15 @@ def _plain_fits(parts: _Parts, limit: int, max_length: int) -> bool:
     return _utf16(_escape(_shorten(parts.title, _cut_point(parts.title, limit)))) <= max_length
 
 
-def _parts(story: Story, tz: tzinfo) -> _Parts:
+def _parts(story: Story, tz: tzinfo, also: Sequence[str] = ()) -> _Parts:
     summary = _clean(story.summary)
     scope = summary[: SNIPPET_CHARS + 1]
+    later = _sources(also)
+    meta = [_sources(story.sources), _when(story.published, tz), f"also: {later}" if later else ""]
     return _Parts(
         title=_clean(story.title) or _clean(story.link) or "(untitled)",
         link=story.link.strip() if _is_web_link(story.link) else None,
-        meta=" · ".join(x for x in (_sources(story.sources), _when(story.published, tz)) if x),
+        meta=" · ".join(x for x in meta if x),
         summary=summary,
         spans=tuple(find_keywords(scope, story.keywords)),
         tags=" ".join(_hashtags(story.topics)),

@@ -1,6 +1,7 @@
 """Sending to Telegram: the only module that sends through python-telegram-bot.
 
-``TelegramTransport.send(chat_id, html)`` is the one narrow method the delivery loop needs.
+``TelegramTransport.send(chat_id, html)`` is the narrow method the delivery loop needs, with
+``edit(chat_id, message_id, html)`` to list a story's later sources in a sent alert.
 Every PTB error is translated into ``DeliveryError`` here, caught in this order because
 ``BadRequest`` and ``TimedOut`` subclass ``NetworkError``:
 
@@ -111,6 +112,25 @@ class TelegramTransport:
             raise _delivery_error(exc, chat_id, self._bot.token) from _chain(exc)
         return int(message.message_id)
 
+    async def edit(self, chat_id: int, message_id: int, html: str) -> None:
+        """Replace the text of our message ``message_id`` (same parse mode and options as
+        ``send``). Failures are ``DeliveryError`` as for ``send``; Telegram's "message is
+        not modified" counts as done."""
+        try:
+            await self._bot.edit_message_text(
+                text=html,
+                chat_id=chat_id,
+                message_id=message_id,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return
+            raise _delivery_error(exc, chat_id, self._bot.token) from exc
+        except TelegramError as exc:
+            raise _delivery_error(exc, chat_id, self._bot.token) from _chain(exc)
+
 
 # A revoked token or a wrong api_url is an operator's to fix: retry every 5 minutes meanwhile.
 BOT_REFUSED_RETRY = 300.0
@@ -173,6 +193,12 @@ class ConsoleTransport:
         self._stream.write(f"--- alert #{self._last_id} to {where}\n{html_to_plain(html)}\n\n")
         self._stream.flush()
         return self._last_id
+
+    async def edit(self, chat_id: int, message_id: int, html: str) -> None:
+        self._stream.write(
+            f"--- alert #{message_id} to chat {chat_id} edited\n{html_to_plain(html)}\n\n"
+        )
+        self._stream.flush()
 
 
 def html_to_plain(markup: str) -> str:
