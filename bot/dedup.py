@@ -40,6 +40,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bot.model import Entry
@@ -152,7 +153,30 @@ def fingerprint_distance(a: int, b: int) -> int:
 
 def near_duplicate(a: str, b: str) -> bool:
     """Whether titles ``a`` and ``b`` tell the same news in other words (module docstring)."""
-    return similar_shingles(title_shingles(a), title_shingles(b)) and _same_numbers(a, b)
+    return similar_signatures(title_signature(a), title_signature(b))
+
+
+@dataclass(frozen=True, slots=True)
+class TitleSignature:
+    """What near-duplicate matching compares, computed once per title (folding is costly)."""
+
+    shingles: frozenset[str]
+    numbers: frozenset[str]
+
+
+def title_signature(title: str) -> TitleSignature:
+    folded = fold(title)
+    units = _UNITS.findall(folded)
+    shingles = (
+        frozenset(f"{a} {b}" for a, b in itertools.pairwise(units))
+        if len(units) >= 2
+        else frozenset(units)
+    )
+    return TitleSignature(shingles, frozenset(_NUMBERS.findall(folded)))
+
+
+def similar_signatures(a: TitleSignature, b: TitleSignature) -> bool:
+    return a.numbers == b.numbers and similar_shingles(a.shingles, b.shingles)
 
 
 def similar_shingles(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -160,11 +184,6 @@ def similar_shingles(a: frozenset[str], b: frozenset[str]) -> bool:
     if shared < MIN_SHARED_SHINGLES:
         return False
     return shared / min(len(a), len(b)) >= MIN_CONTAINMENT and shared / len(a | b) >= MIN_JACCARD
-
-
-def _same_numbers(a: str, b: str) -> bool:
-    """Every number of one title appears in the other."""
-    return set(_NUMBERS.findall(fold(a))) == set(_NUMBERS.findall(fold(b)))
 
 
 def _simhash(features: Iterable[str]) -> int:

@@ -36,6 +36,7 @@ from bot.store.schema import (
 )
 
 _CHUNK = 500
+_SIGNATURE_CACHE = 100_000
 # Telegram lets a bot edit its messages for 48 hours; older alerts are left as they are.
 EDITABLE_FOR = timedelta(hours=48)
 _STORY_LOCK = 0x6E657773  # "news": the advisory lock id serialising story creation
@@ -45,6 +46,7 @@ class StoryStore:
     def __init__(self, db: Database, *, story_window: timedelta) -> None:
         self._db = db
         self._window = story_window
+        self._signatures: dict[int, dedup.TitleSignature] = {}
 
     async def save_cycle(
         self,
@@ -148,9 +150,31 @@ class StoryStore:
         )
         known = (await conn.execute(query.order_by(stories.c.id))).all()
         return [
-            None if fp is None else _closest(c.entry.title, fp, known)
+            None if fp is None else self._closest(dedup.title_signature(c.entry.title), fp, known)
             for c, fp in zip(candidates, prints, strict=True)
         ]
+
+    def _closest(
+        self, signature: dedup.TitleSignature, fp: int, known: Sequence[Row[Any, Any, Any]]
+    ) -> int | None:
+        """The known story whose title is a near duplicate: nearest fingerprint, then oldest.
+        The fingerprint distance is a cheap first test; the shingles decide. Stories' title
+        signatures are cached by id (titles never change), so a title is folded once."""
+        near = sorted(
+            (distance, k.id, k.title)
+            for k in known
+            if (distance := dedup.fingerprint_distance(fp, k.fingerprint))
+            <= dedup.MAX_FINGERPRINT_DISTANCE
+        )
+        for _, story_id, title in near:
+            other = self._signatures.get(story_id)
+            if other is None:
+                if len(self._signatures) > _SIGNATURE_CACHE:
+                    self._signatures.clear()
+                other = self._signatures[story_id] = dedup.title_signature(title)
+            if dedup.similar_signatures(signature, other):
+                return int(story_id)
+        return None
 
     async def _existing_stories(
         self, conn: AsyncConnection, feed_id: int, candidates: Sequence[Candidate], now: datetime
@@ -185,17 +209,6 @@ class StoryStore:
 
 def _carried_by(feed_id: int) -> Exists:
     return exists().where(entries.c.story_id == stories.c.id, entries.c.feed_id == feed_id)
-
-
-def _closest(title: str, fp: int, known: Sequence[Row[Any, Any, Any]]) -> int | None:
-    """The known story whose title is a near duplicate of ``title``: nearest fingerprint,
-    then oldest. The fingerprint distance is a cheap first test; the shingles decide."""
-    near = sorted(
-        (dedup.fingerprint_distance(fp, k.fingerprint), k.id, k.title)
-        for k in known
-        if dedup.fingerprint_distance(fp, k.fingerprint) <= dedup.MAX_FINGERPRINT_DISTANCE
-    )
-    return next((sid for _, sid, other in near if dedup.near_duplicate(title, other)), None)
 
 
 async def _flag_edits(
