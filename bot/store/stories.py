@@ -8,11 +8,12 @@ when its entry is recorded as seen.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, exists, func, literal, or_, select, union_all, update
+from sqlalchemy import exists, func, literal, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import Exists
 
@@ -47,6 +48,7 @@ class StoryStore:
         self._db = db
         self._window = story_window
         self._signatures: dict[int, dedup.TitleSignature] = {}
+        self._index: dict[str, set[int]] = {}
 
     async def save_cycle(
         self,
@@ -134,46 +136,48 @@ class StoryStore:
         now: datetime,
     ) -> list[int | None]:
         """For each candidate not matched by URL or title key, the id of the near-duplicate
-        story it joins (closest fingerprint, then oldest), else None."""
-        prints = [
-            None
-            if by_url.get(c.canonical_url) or by_key.get(c.title_key)
-            else dedup.fingerprint(c.entry.title)
-            for c in candidates
-        ]
-        if all(p is None for p in prints):
+        story it joins (most shared shingles, then oldest), else None.
+
+        Stories are found through an in-memory index from shingle to story ids, kept across
+        cycles (titles never change), so a title is folded once and a new title is compared
+        only with the stories that share a shingle with it, not with every story."""
+        wanted = [not (by_url.get(c.canonical_url) or by_key.get(c.title_key)) for c in candidates]
+        if not any(wanted):
             return [None] * len(candidates)
-        query = select(stories.c.id, stories.c.fingerprint, stories.c.title).where(
+        query = select(stories.c.id, stories.c.title).where(
             stories.c.fingerprint.is_not(None),
             stories.c.first_seen >= now - self._window,
             ~_carried_by(feed_id),
         )
-        known = (await conn.execute(query.order_by(stories.c.id))).all()
+        allowed = set()
+        for story_id, title in await conn.execute(query):
+            self._remember(int(story_id), title)
+            allowed.add(int(story_id))
         return [
-            None if fp is None else self._closest(dedup.title_signature(c.entry.title), fp, known)
-            for c, fp in zip(candidates, prints, strict=True)
+            self._closest(dedup.title_signature(c.entry.title), allowed) if want else None
+            for c, want in zip(candidates, wanted, strict=True)
         ]
 
-    def _closest(
-        self, signature: dedup.TitleSignature, fp: int, known: Sequence[Row[Any, Any, Any]]
-    ) -> int | None:
-        """The known story whose title is a near duplicate: nearest fingerprint, then oldest.
-        The fingerprint distance is a cheap first test; the shingles decide. Stories' title
-        signatures are cached by id (titles never change), so a title is folded once."""
-        near = sorted(
-            (distance, k.id, k.title)
-            for k in known
-            if (distance := dedup.fingerprint_distance(fp, k.fingerprint))
-            <= dedup.MAX_FINGERPRINT_DISTANCE
+    def _remember(self, story_id: int, title: str) -> None:
+        if story_id in self._signatures:
+            return
+        if len(self._signatures) > _SIGNATURE_CACHE:
+            self._signatures.clear()
+            self._index.clear()
+        signature = self._signatures[story_id] = dedup.title_signature(title)
+        for shingle in signature.shingles:
+            self._index.setdefault(shingle, set()).add(story_id)
+
+    def _closest(self, signature: dedup.TitleSignature, allowed: set[int]) -> int | None:
+        shared: Counter[int] = Counter()
+        for shingle in signature.shingles:
+            shared.update(self._index.get(shingle, set()) & allowed)
+        ranked = sorted(
+            (-n, story_id) for story_id, n in shared.items() if n >= dedup.MIN_SHARED_SHINGLES
         )
-        for _, story_id, title in near:
-            other = self._signatures.get(story_id)
-            if other is None:
-                if len(self._signatures) > _SIGNATURE_CACHE:
-                    self._signatures.clear()
-                other = self._signatures[story_id] = dedup.title_signature(title)
-            if dedup.similar_signatures(signature, other):
-                return int(story_id)
+        for _, story_id in ranked:
+            if dedup.similar_signatures(signature, self._signatures[story_id]):
+                return story_id
         return None
 
     async def _existing_stories(
