@@ -172,7 +172,7 @@ class Deliverer:
     async def _wait_for_due(self, wait_until: datetime | None, stop: asyncio.Event) -> bool:
         if wait_until is None:
             return False
-        due = await self._store.outbox.next_due(chat_id=self._only_chat)
+        due = await self._store.outbox.next_due(chat_id=self._only_chat, now=self._clock())
         if due is None or due > wait_until:
             return False
         await self._pause((due - self._clock()).total_seconds(), stop)

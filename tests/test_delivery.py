@@ -291,3 +291,38 @@ async def test_pacing_spaces_sends_to_one_private_chat(store: Store) -> None:
     report = await d.drain()
     assert report.sent == 2
     assert slept and slept[0] == pytest.approx(0.99 + MARGIN, abs=0.05)
+
+
+async def test_a_muted_chat_gets_its_alerts_when_the_mute_ends(store: Store) -> None:
+    from sqlalchemy import update
+
+    from bot.store.schema import chats
+
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(1, ["t"])
+    async with store.engine.begin() as conn:
+        until = clock.now + timedelta(hours=1)
+        await conn.execute(update(chats).where(chats.c.chat_id == 1).values(muted_until=until))
+    await queue(store, clock, "Stablecoin licences granted")
+    d = deliverer(store, transport, clock)
+    assert (await d.drain()).sent == 0
+    assert await store.outbox.counts() == {"pending": 1}
+    clock.now += timedelta(hours=1)
+    assert (await d.drain()).sent == 1
+
+
+async def test_a_waiting_drain_does_not_spin_on_a_muted_chat(store: Store) -> None:
+    from sqlalchemy import update
+
+    from bot.store.schema import chats
+
+    clock, transport = Clock(), FakeTransport()
+    await store.chats.subscribe(1, ["t"])
+    async with store.engine.begin() as conn:
+        until = clock.now + timedelta(hours=1)
+        await conn.execute(update(chats).where(chats.c.chat_id == 1).values(muted_until=until))
+    await queue(store, clock, "Stablecoin licences granted")
+    report = await deliverer(store, transport, clock).drain(
+        wait_until=clock.now + timedelta(minutes=5)
+    )
+    assert report.sent == 0 and report.pending == 1

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.model import Delivery, Story
 from bot.outbox_view import ChatQueue, DeadRow, OutboxReport
@@ -109,7 +110,7 @@ class OutboxStore:
         row waited) ends as dead instead of being sent."""
         query = _due(
             deliveries.c.status == PENDING, limit, chat_id, oldest=deliveries.c.next_attempt
-        ).where(deliveries.c.next_attempt <= now)
+        ).where(deliveries.c.next_attempt <= now, _not_muted(now))
         async with self._db.write() as conn:
             claimed = await _take(
                 conn, query, deliveries.c.status == PENDING, {"status": SENDING}, now, owner
@@ -219,8 +220,11 @@ class OutboxStore:
         not a failure: attempts and last error stay as they were."""
         await self._set(delivery_id, status=PENDING, next_attempt=next_attempt, claimed_by=None)
 
-    async def next_due(self, *, chat_id: int | None = None) -> datetime | None:
-        """When the earliest pending row or edit becomes due, or None when nothing waits."""
+    async def next_due(
+        self, *, chat_id: int | None = None, now: datetime | None = None
+    ) -> datetime | None:
+        """When the earliest pending row or edit becomes due, or None when nothing waits.
+        With ``now``, muted chats' rows do not count: they are not due before the mute ends."""
         waiting = or_(
             deliveries.c.status == PENDING,
             and_(deliveries.c.status == SENT, deliveries.c.edit == EDIT_PENDING),
@@ -230,6 +234,8 @@ class OutboxStore:
             .join(chats, chats.c.chat_id == deliveries.c.chat_id)
             .where(waiting, chats.c.active)
         )
+        if now is not None:
+            query = query.where(_not_muted(now))
         if chat_id is not None:
             query = query.where(deliveries.c.chat_id == chat_id)
         async with self._db.read() as conn:
@@ -293,6 +299,11 @@ class OutboxStore:
             await conn.execute(
                 update(deliveries).where(deliveries.c.id == delivery_id).values(**values)
             )
+
+
+def _not_muted(now: datetime) -> ColumnElement[bool]:
+    """A muted chat's alerts wait in the outbox (``/mute``); they flow again when it ends."""
+    return or_(chats.c.muted_until.is_(None), chats.c.muted_until <= now)
 
 
 def _due(condition: object, limit: int, chat_id: int | None, *, oldest: object) -> Select[Any]:
