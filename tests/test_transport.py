@@ -17,7 +17,6 @@ from fakebotapi import FakeBotApi, Fault
 
 from bot.errors import ConfigError, DeliveryError
 from bot.model import Story
-from bot.telegram.commands import MENU
 from bot.telegram.render import render_alert
 from bot.telegram.transport import (
     ConsoleTransport,
@@ -26,7 +25,6 @@ from bot.telegram.transport import (
     close_application,
     html_to_plain,
     open_application,
-    set_commands,
 )
 
 TOKEN = "123456:AAHsecretsecretsecretsecret_-42"
@@ -177,23 +175,10 @@ async def test_no_token_in_our_log_records(
             api.inject("sendMessage", fault)
             with pytest.raises(DeliveryError):
                 await transport.send(CHAT, "x")
-        api.inject("setMyCommands", Fault.server_error())
-        await set_commands(application)  # logs a warning, does not raise
     finally:
         await close_application(application)
     ours = [r for r in caplog.records if r.name.startswith("bot.")]
-    assert any("setMyCommands failed" in r.getMessage() for r in ours)
     assert not [r for r in ours if TOKEN in r.getMessage()]
-
-
-async def test_set_commands_registers_the_menu(api: FakeBotApi) -> None:
-    application = build_application(TOKEN, api.api_url)
-    await open_application(application)
-    try:
-        await set_commands(application)
-    finally:
-        await close_application(application)
-    assert [(c["command"], c["description"]) for c in api.commands] == list(MENU)
 
 
 async def test_console_transport_prints_readable_alerts() -> None:

@@ -28,11 +28,10 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TextIO
 
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -47,7 +46,6 @@ from telegram.ext import Application, ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.errors import ConfigError, DeliveryError
-from bot.telegram.commands import MENU
 
 log = logging.getLogger(__name__)
 
@@ -259,14 +257,3 @@ async def stop_polling(application: Application) -> None:  # type: ignore[type-a
     if application.running:
         await application.stop()
     await close_application(application)
-
-
-async def set_commands(
-    application: Application,  # type: ignore[type-arg]
-    menu: Sequence[tuple[str, str]] = MENU,
-) -> None:
-    """Register the command menu (``setMyCommands``); a failure is logged, not fatal."""
-    try:
-        await application.bot.set_my_commands([BotCommand(c, d) for c, d in menu])
-    except TelegramError as exc:
-        log.warning("setMyCommands failed: %s", _redact(exc.message, application.bot.token))
