@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from bot.delivery import GIVE_UP_AFTER, Deliverer
 from bot.errors import DeliveryError
 from bot.model import Candidate, Entry, Feed, Hit
 from bot.pacing import MARGIN, Limit, Pacer
 from bot.store import Store
+from bot.store.schema import chats
 
 FEED = Feed(url="http://127.0.0.1/feed.xml", name="Outlet")
 
@@ -293,16 +295,18 @@ async def test_pacing_spaces_sends_to_one_private_chat(store: Store) -> None:
     assert slept and slept[0] == pytest.approx(0.99 + MARGIN, abs=0.05)
 
 
+async def mute(store: Store, chat_id: int, *, until: datetime) -> None:
+    """As /mute does (bot.store.prefs), without the chat commands."""
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            update(chats).where(chats.c.chat_id == chat_id).values(muted_until=until)
+        )
+
+
 async def test_a_muted_chat_gets_its_alerts_when_the_mute_ends(store: Store) -> None:
-    from sqlalchemy import update
-
-    from bot.store.schema import chats
-
     clock, transport = Clock(), FakeTransport()
     await store.chats.subscribe(1, ["t"])
-    async with store.engine.begin() as conn:
-        until = clock.now + timedelta(hours=1)
-        await conn.execute(update(chats).where(chats.c.chat_id == 1).values(muted_until=until))
+    await mute(store, 1, until=clock.now + timedelta(hours=1))
     await queue(store, clock, "Stablecoin licences granted")
     d = deliverer(store, transport, clock)
     assert (await d.drain()).sent == 0
@@ -312,15 +316,9 @@ async def test_a_muted_chat_gets_its_alerts_when_the_mute_ends(store: Store) -> 
 
 
 async def test_a_waiting_drain_does_not_spin_on_a_muted_chat(store: Store) -> None:
-    from sqlalchemy import update
-
-    from bot.store.schema import chats
-
     clock, transport = Clock(), FakeTransport()
     await store.chats.subscribe(1, ["t"])
-    async with store.engine.begin() as conn:
-        until = clock.now + timedelta(hours=1)
-        await conn.execute(update(chats).where(chats.c.chat_id == 1).values(muted_until=until))
+    await mute(store, 1, until=clock.now + timedelta(hours=1))
     await queue(store, clock, "Stablecoin licences granted")
     report = await deliverer(store, transport, clock).drain(
         wait_until=clock.now + timedelta(minutes=5)
