@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import builders
 import pytest
 from fakebotapi import FakeBotApi, Sent
 
-from bot.dedup import canonical_url, entry_key, title_key
-from bot.model import Candidate, Entry, Feed, Hit, Keyword, Topic
+from bot.model import Candidate, Feed, Keyword, Topic
 from bot.store import Store
 from bot.store.engine import Database
 from bot.store.prefs import ChatPrefs, PrefStore
@@ -532,15 +532,7 @@ async def test_recent_lists_the_chats_latest_stories_with_links(db: Store, clock
 
 
 def candidate(title: str, link: str, at: datetime, topics: Sequence[str]) -> Candidate:
-    entry = Entry(id=None, link=link, title=title, summary="s", published=at)
-    return Candidate(
-        entry=entry,
-        key=entry_key(entry),
-        canonical_url=canonical_url(link),
-        title_key=title_key(title),
-        alert=True,
-        hits=tuple(Hit(t, ("kw",)) for t in topics),
-    )
+    return builders.candidate(title, link, published=at, topics=topics)
 
 
 # --- time zone, mute, digest -----------------------------------------------------------------

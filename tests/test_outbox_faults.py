@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import builders
 import pytest
 from fakebotapi import FakeBotApi, Fault
 
-from bot.dedup import canonical_url, entry_key, title_key
 from bot.delivery import Deliverer
-from bot.model import Candidate, Entry, Feed, Hit
+from bot.model import Candidate, Feed
 from bot.outbox_view import outbox_summary, outbox_text
 from bot.pacing import Limit, Pacer
 from bot.store import Store
@@ -50,14 +50,8 @@ async def transport(api: FakeBotApi) -> AsyncIterator[TelegramTransport]:
 
 
 def candidate(title: str, link: str, summary: str = "fintech news") -> Candidate:
-    entry = Entry(id=None, link=link, title=title, summary=summary, published=utcnow())
-    return Candidate(
-        entry=entry,
-        key=entry_key(entry),
-        canonical_url=canonical_url(link),
-        title_key=title_key(title),
-        alert=True,
-        hits=(Hit("t", ("fintech",)),),
+    return builders.candidate(
+        title, link, summary=summary, published=utcnow(), keywords=("fintech",)
     )
 
 

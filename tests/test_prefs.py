@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import builders
 import pytest
 from sqlalchemy import select
 
-from bot.dedup import canonical_url, entry_key, title_key
-from bot.model import Candidate, Entry, Feed, Hit
+from bot.model import Candidate, Feed
 from bot.store import Store
 from bot.store.engine import Database
 from bot.store.prefs import ChatPrefs, PrefStore
@@ -71,15 +71,7 @@ async def test_unmute_ends_a_running_mute_at_now(prefs: PrefStore) -> None:
 
 
 def _candidate(title: str, link: str, topics: Sequence[str], published: datetime | None):
-    entry = Entry(id=None, link=link, title=title, summary="sum", published=published)
-    return Candidate(
-        entry=entry,
-        key=entry_key(entry),
-        canonical_url=canonical_url(link),
-        title_key=title_key(title),
-        alert=True,
-        hits=tuple(Hit(t, ("kw",)) for t in topics),
-    )
+    return builders.candidate(title, link, summary="sum", published=published, topics=topics)
 
 
 async def _save(store: Store, at: datetime, *cands: Candidate) -> None:

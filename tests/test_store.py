@@ -1,4 +1,4 @@
-"""The store against a real SQLite database in tmp_path (PostgreSQL: test_store_postgres)."""
+"""The store against a real SQLite database in tmp_path, and the same tests on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import builders
 import pgserver
 import pytest
 from pgserver import PgServer
 
-from bot.dedup import canonical_url, entry_key, title_key
-from bot.model import Candidate, Entry, Feed, Hit
+from bot.model import Candidate, Feed
 from bot.store import ChannelConfig, Store
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -54,15 +54,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 def candidate(title: str, link: str, *, alert: bool = True, topics: tuple[str, ...] = ("t",)):
-    entry = Entry(id=None, link=link, title=title, summary="s", published=NOW)
-    return Candidate(
-        entry=entry,
-        key=entry_key(entry),
-        canonical_url=canonical_url(link),
-        title_key=title_key(title),
-        alert=alert,
-        hits=tuple(Hit(t, ("kw",)) for t in topics),
-    )
+    return builders.candidate(title, link, published=NOW, topics=topics, alert=alert)
 
 
 async def save(store: Store, feed: Feed, *cands: Candidate, now: datetime = NOW):

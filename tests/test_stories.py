@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import builders
 import pytest
 
-from bot.dedup import canonical_url, entry_key, fingerprint, near_duplicate, title_key
-from bot.model import Candidate, Entry, Feed, Hit
+from bot.dedup import fingerprint, near_duplicate
+from bot.model import Candidate, Feed
 from bot.store import Store
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -21,15 +22,7 @@ Opener = Callable[[], AsyncIterator[Store]]
 
 
 def candidate(title: str, link: str) -> Candidate:
-    entry = Entry(id=None, link=link, title=title, summary="s", published=NOW)
-    return Candidate(
-        entry=entry,
-        key=entry_key(entry),
-        canonical_url=canonical_url(link),
-        title_key=title_key(title),
-        alert=True,
-        hits=(Hit("t", ("kw",)),),
-    )
+    return builders.candidate(title, link, published=NOW)
 
 
 class Db:

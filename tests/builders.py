@@ -1,0 +1,31 @@
+"""Test values built the way the pipeline builds them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.dedup import canonical_url, entry_key, title_key
+from bot.model import Candidate, Entry, Hit
+
+
+def candidate(
+    title: str,
+    link: str,
+    *,
+    summary: str = "s",
+    published: datetime | None = None,
+    topics: Sequence[str] = ("t",),
+    keywords: tuple[str, ...] = ("kw",),
+    alert: bool = True,
+) -> Candidate:
+    """A new entry with its keys computed as ``pipeline`` computes them."""
+    entry = Entry(id=None, link=link, title=title, summary=summary, published=published)
+    return Candidate(
+        entry=entry,
+        key=entry_key(entry),
+        canonical_url=canonical_url(link),
+        title_key=title_key(title),
+        alert=alert,
+        hits=tuple(Hit(t, keywords) for t in topics),
+    )
