@@ -30,14 +30,19 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import pacing
 from bot.errors import DeliveryError
 from bot.model import Delivery
 from bot.store import Store
+from bot.store.digests import DigestJob
 from bot.store.outbox import EDITABLE_FOR, EditJob
-from bot.telegram.render import render_alert
+from bot.telegram.i18n import pick_language
+from bot.telegram.options import release_cutoff
+from bot.telegram.render import render_alert, render_digest
 
 log = logging.getLogger(__name__)
 
@@ -147,17 +152,38 @@ class Deliverer:
     async def _claim_more(
         self, room: int, stop: asyncio.Event, report: DrainReport
     ) -> set[asyncio.Task[None]]:
-        """Claim up to ``room`` due rows (then edits) and start sending each."""
+        """Claim up to ``room`` due digests, rows, then edits, and start sending each."""
         now, owner = self._clock(), self._owner
+        digests = await self._claim_digests(room, now)
+        room -= len(digests)
         rows = await self._store.outbox.claim(now, room, chat_id=self._only_chat, owner=owner)
         edits: list[EditJob] = []
         if len(rows) < room:
             edits = await self._store.outbox.claim_edits(
                 now, room - len(rows), chat_id=self._only_chat, owner=owner
             )
-        jobs = [self._guarded(self._send_paced(d, stop, report), d.id, d.chat_id) for d in rows]
+        jobs = [
+            self._guarded(self._send_digest(j, stop, report), j.deliveries[0].id, j.chat_id)
+            for j in digests
+        ]
+        jobs += [self._guarded(self._send_paced(d, stop, report), d.id, d.chat_id) for d in rows]
         jobs += [self._guarded(self._edit_paced(e, stop, report), e.id, e.chat_id) for e in edits]
         return {asyncio.ensure_future(job) for job in jobs}
+
+    async def _claim_digests(self, room: int, now: datetime) -> list[DigestJob]:
+        """Claim the digests due now: held rows of chats whose mute ended (clearing the mute)
+        and of digest chats whose digest time passed."""
+        jobs: list[DigestJob] = []
+        for chat in await self._store.digests.waiting(now, chat_id=self._only_chat):
+            if len(jobs) >= room:
+                break
+            cutoff = release_cutoff(chat.muted_until, chat.digest, self._zone(chat.timezone), now)
+            if cutoff is None:
+                continue
+            job = await self._store.digests.claim(chat, cutoff, now, owner=self._owner)
+            if job is not None:
+                jobs.append(job)
+        return jobs
 
     async def _next_done(self, running: set[asyncio.Task[None]], stop: asyncio.Event) -> None:
         """Wait until some sends finished (or a moment passed, to claim newly due rows)."""
@@ -224,7 +250,11 @@ class Deliverer:
             await self._store.outbox.defer(delivery.id, self._clock())
             return
         try:  # rendered before booking: the send goes out right after its budget is booked
-            html = render_alert(delivery.story, tz=self._tz)
+            html = render_alert(
+                delivery.story,
+                tz=self._zone(delivery.timezone),
+                lang=pick_language(delivery.language),
+            )
         except Exception as e:  # a bug in rendering must not lose the row
             log.exception("rendering delivery %s failed", delivery.id)
             await self._retry(delivery, self._redact(f"internal error: {e!r}"), None, report)
@@ -253,6 +283,62 @@ class Deliverer:
         await self._record_sent(delivery, message_id)
         report.sent += 1
 
+    async def _send_digest(self, job: DigestJob, stop: asyncio.Event, report: DrainReport) -> None:
+        """Send ``job``'s rows as one digest message (a few when they do not fit in one).
+        A failure settles the rows not yet sent as a failed single alert would be."""
+        rows = list(job.deliveries)
+        try:
+            pages = render_digest(
+                [d.story for d in rows],
+                after_mute=job.after_mute,
+                tz=self._zone(job.timezone),
+                lang=pick_language(job.language),
+            )
+        except Exception as e:  # a bug in rendering must not lose the rows
+            log.exception("rendering a digest for chat %s failed", job.chat_id)
+            for delivery in rows:
+                await self._retry(delivery, self._redact(f"internal error: {e!r}"), None, report)
+            return
+        for html, count in pages:
+            wait = -1.0 if stop.is_set() else await self._budget(job.chat_id, stop)
+            if wait != 0:
+                later = self._clock() + timedelta(seconds=max(wait, 0.0))
+                for delivery in rows:
+                    await self._store.outbox.defer(delivery.id, later)
+                return
+            try:
+                message_id = await self._transport.send(job.chat_id, html, thread_id=job.thread_id)
+            except Exception as e:
+                error = e if isinstance(e, DeliveryError) else None
+                if error is None:
+                    log.exception("a digest to chat %s failed", job.chat_id)
+                reason = self._redact(f"internal error: {type(e).__name__}: {e}")
+                for delivery in rows:
+                    if error is not None:
+                        await self._failed(delivery, error, report)
+                    else:
+                        await self._retry(delivery, reason, None, report)
+                return
+            sent, rows = rows[:count], rows[count:]
+            await self._record_digest(sent, message_id)
+            report.sent += len(sent)
+
+    async def _record_digest(self, rows: list[Delivery], message_id: int) -> None:
+        """As ``_record_sent``, for the rows one digest message lists."""
+        for pause in (*RECORD_RETRIES, None):
+            try:
+                await self._store.digests.mark_sent(rows, message_id, self._clock())
+                return
+            except Exception:
+                if pause is None:
+                    raise
+                log.warning("a digest to chat %s sent, recording it failed", rows[0].chat_id)
+                await self._sleep(pause)
+
+    def _zone(self, name: str | None) -> tzinfo:
+        """A chat's chosen time zone; the display default when none or not known here."""
+        return _zone_named(name) or self._tz if name else self._tz
+
     async def _edit_paced(self, job: EditJob, stop: asyncio.Event, report: DrainReport) -> None:
         """Edit a sent alert to list the sources that joined since. Never sends anew."""
         wait = -1.0 if stop.is_set() else await self._budget(job.chat_id, stop)
@@ -262,7 +348,8 @@ class Deliverer:
             return
         shown = replace(job.story, sources=job.shown)
         try:
-            html = render_alert(shown, tz=self._tz, also=job.added)
+            lang = pick_language(job.language)
+            html = render_alert(shown, tz=self._zone(job.timezone), lang=lang, also=job.added)
             await self._transport.edit(job.chat_id, job.message_id, html)
         except DeliveryError as e:
             await self._edit_failed(job, e)
@@ -355,3 +442,11 @@ class Deliverer:
         delay = pacing.delivery_delay(attempts, retry_after=retry_after)
         await self._store.outbox.mark_retry(delivery.id, reason, now + delay, count_attempt=count)
         report.retried += 1
+
+
+@lru_cache(maxsize=256)
+def _zone_named(name: str) -> tzinfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None

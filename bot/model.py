@@ -152,7 +152,8 @@ class Story:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A claimed outbox row: send ``story`` to ``chat_id``."""
+    """A claimed outbox row: send ``story`` to ``chat_id``. ``language`` and ``timezone``
+    are the chat's choices (None: not chosen), for the alert's fixed words and times."""
 
     id: int
     chat_id: int
@@ -160,6 +161,8 @@ class Delivery:
     attempts: int = 0
     thread_id: int | None = None
     created: datetime | None = None
+    language: str | None = None
+    timezone: str | None = None
 
 
 FeedStatus = Literal["ok", "not_modified", "unchanged", "error"]

@@ -42,6 +42,7 @@ LAYERS = {
         "bot.store.feeds",
         "bot.store.chats",
         "bot.store.outbox",
+        "bot.store.digests",
         "bot.store.stories",
         "bot.store.replay",
         "bot.store.prefs",

@@ -17,6 +17,7 @@ from bot.telegram.options import (
     parse_count,
     parse_digest,
     parse_mute,
+    release_cutoff,
     wait_seconds,
 )
 
@@ -144,3 +145,15 @@ def test_flood_bucket_refills_to_its_burst_only() -> None:
     assert bucket.tokens == 2.0
     _, verdict = admit(Bucket(0.5, 50.0), 40.0, LIMIT)  # a clock going back adds nothing
     assert verdict is Verdict.WARN
+
+
+def test_release_cutoff_says_which_held_rows_go_out_now() -> None:
+    hour = timedelta(hours=1)
+    assert release_cutoff(None, None, HK, NOW) is None, "one by one: no digest"
+    assert release_cutoff(NOW + hour, "hourly", HK, NOW) is None, "a running mute holds all"
+    assert release_cutoff(NOW - hour, None, HK, NOW) == NOW, "an ended mute releases all"
+    assert release_cutoff(NOW, "daily 08:00", HK, NOW) == NOW, "/unmute: muted until now"
+    at = NOW + timedelta(minutes=20)
+    assert release_cutoff(None, "hourly", HK, at) == NOW
+    assert release_cutoff(None, "daily 08:00", HK, at) == datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
+    assert release_cutoff(None, "weekly", HK, at) == NOW, "an unknown setting acts as hourly"

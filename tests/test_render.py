@@ -17,10 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.model import Story
-from bot.telegram.render import MAX_BOLD, find_keywords, render_alert
+from bot.telegram.render import DIGEST_LINES, MAX_BOLD, find_keywords, render_alert, render_digest
 
 HKT = ZoneInfo("Asia/Hong_Kong")
 LINK = "https://example.org/news/1"
+AT = datetime(2026, 11, 28, 10, 15, tzinfo=UTC)
 
 
 def story(**kw: object) -> Story:
@@ -205,3 +206,52 @@ def test_any_story_renders_valid_html_within_the_limit(
     text, entities = parse_html(markup) if markup.strip() else ("", 0)
     assert utf16(text) <= max_length
     assert entities <= MAX_BOLD + 2
+
+
+# --- digests ---------------------------------------------------------------------------------
+
+
+def test_a_digest_lists_each_story_on_one_line() -> None:
+    stories = [
+        story(id=1, title="HKMA <stablecoin> & you", sources=("A", "B", "C"), published=AT),
+        story(id=2, title="深圳 e-CNY 试点", link="javascript:alert(1)"),
+    ]
+    [(markup, count)] = render_digest(stories, tz=HKT)
+    assert count == 2
+    visible, entities = parse_html(markup)
+    assert visible.splitlines() == [
+        "Digest: 2 alerts",
+        "• HKMA <stablecoin> & you — A, B +1 more · 28 Nov 18:15",
+        "• 深圳 e-CNY 试点",
+    ]
+    assert f'<a href="{LINK}">HKMA &lt;stablecoin&gt; &amp; you</a>' in markup
+    assert "javascript" not in markup
+    assert entities == 2  # the heading and one link
+
+
+def test_a_digest_speaks_the_chats_language() -> None:
+    s = story(sources=tuple(f"S{n}" for n in range(4)), title="", published=AT)
+    [(markup, _)] = render_digest([s], after_mute=True, lang="zh-hant", tz=HKT)
+    assert parse_html(markup)[0] == (
+        f"靜音期間：1 則提醒\n• {LINK} — S0, S1 等 2 個 · 11月28日 18:15"
+    )
+
+
+@given(
+    titles=st.lists(st.text(min_size=0, max_size=400), min_size=1, max_size=120),
+    link=st.sampled_from([LINK, "https://example.org/" + "x" * 1200, "ftp://x"]),
+)
+@settings(max_examples=40, deadline=None)
+def test_digest_pages_fit_telegram_and_keep_every_story_in_order(
+    titles: list[str], link: str
+) -> None:
+    stories = [story(id=n, title=t, link=link) for n, t in enumerate(titles)]
+    pages = render_digest(stories)
+    assert sum(count for _, count in pages) == len(stories)
+    for n, (markup, count) in enumerate(pages, 1):
+        visible, entities = parse_html(markup)  # valid Telegram HTML
+        assert utf16(markup) <= 4096 and utf16(visible) <= 4096
+        assert entities < 100 and 1 <= count <= DIGEST_LINES
+        assert len(visible.splitlines()) == count + 1
+        if len(pages) > 1:
+            assert visible.splitlines()[0].endswith(f"({n}/{len(pages)})")

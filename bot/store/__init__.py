@@ -4,6 +4,7 @@
 - ``store.stories``: one-transaction feed cycles: entries, stories, hits, outbox rows;
 - ``store.chats``: chats and subscriptions (``SubscriptionStore`` for chat commands);
 - ``store.outbox``: claiming, marking and counting deliveries;
+- ``store.digests``: held deliveries released together (after a mute, at digest times);
 - ``store.prefs``: chat preferences (language, time zone, mute, digest) and /recent.
 """
 
@@ -14,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.chats import ChannelConfig, ChatStore
+from bot.store.digests import DigestStore
 from bot.store.engine import Database, create_engine, migrate
 from bot.store.feeds import FeedStore
 from bot.store.outbox import OutboxStore
@@ -31,6 +33,7 @@ class Store:
         self.stories = StoryStore(db, story_window=story_window)
         self.chats = ChatStore(db)
         self.outbox = OutboxStore(db)
+        self.digests = DigestStore(db)
         self.prefs = PrefStore(db)
 
     @classmethod

@@ -59,6 +59,8 @@ class EditJob:
     shown: tuple[str, ...]
     sent_at: datetime | None
     attempts: int = 0
+    language: str | None = None
+    timezone: str | None = None
 
     @property
     def added(self) -> tuple[str, ...]:
@@ -110,12 +112,12 @@ class OutboxStore:
         row waited) ends as dead instead of being sent."""
         query = _due(
             deliveries.c.status == PENDING, limit, chat_id, oldest=deliveries.c.next_attempt
-        ).where(deliveries.c.next_attempt <= now, _not_muted(now))
+        ).where(deliveries.c.next_attempt <= now, one_by_one())
         async with self._db.write() as conn:
-            claimed = await _take(
+            claimed = await take(
                 conn, query, deliveries.c.status == PENDING, {"status": SENDING}, now, owner
             )
-            return await _load(conn, claimed)
+            return await load(conn, claimed)
 
     async def claim_edits(
         self, now: datetime, limit: int, *, chat_id: int | None = None, owner: str | None = None
@@ -129,7 +131,7 @@ class OutboxStore:
             oldest=deliveries.c.next_attempt,
         ).where(deliveries.c.next_attempt <= now)
         async with self._db.write() as conn:
-            claimed = await _take(
+            claimed = await take(
                 conn, query, deliveries.c.edit == EDIT_PENDING, {"edit": EDIT_SENDING}, now, owner
             )
             rows = {
@@ -137,7 +139,7 @@ class OutboxStore:
                 for r in await conn.execute(select(deliveries).where(deliveries.c.id.in_(claimed)))
             }
             jobs = []
-            for delivery in await _load(conn, claimed, claiming=False):
+            for delivery in await load(conn, claimed, claiming=False):
                 row = rows[delivery.id]
                 job = EditJob(
                     id=delivery.id,
@@ -147,9 +149,12 @@ class OutboxStore:
                     shown=tuple(row.sources_sent or ()),
                     sent_at=row.sent_at,
                     attempts=delivery.attempts,
+                    language=delivery.language,
+                    timezone=delivery.timezone,
                 )
                 too_old = job.sent_at is None or now - job.sent_at > EDITABLE_FOR
-                if too_old or not job.added or not job.message_id:
+                # A digest lists many stories: editing it as one alert would erase the rest.
+                if too_old or not job.added or not job.message_id or row.in_digest:
                     await _settle_edit(conn, job.id, None)
                 else:
                     jobs.append(job)
@@ -224,7 +229,8 @@ class OutboxStore:
         self, *, chat_id: int | None = None, now: datetime | None = None
     ) -> datetime | None:
         """When the earliest pending row or edit becomes due, or None when nothing waits.
-        With ``now``, muted chats' rows do not count: they are not due before the mute ends."""
+        With ``now``, rows of muted chats and of digest chats do not count: they are not due
+        before the mute ends or the next digest time (``bot.store.digests``)."""
         waiting = or_(
             deliveries.c.status == PENDING,
             and_(deliveries.c.status == SENT, deliveries.c.edit == EDIT_PENDING),
@@ -235,7 +241,7 @@ class OutboxStore:
             .where(waiting, chats.c.active)
         )
         if now is not None:
-            query = query.where(_not_muted(now))
+            query = query.where(or_(one_by_one(), chats.c.muted_until <= now))
         if chat_id is not None:
             query = query.where(deliveries.c.chat_id == chat_id)
         async with self._db.read() as conn:
@@ -301,9 +307,10 @@ class OutboxStore:
             )
 
 
-def _not_muted(now: datetime) -> ColumnElement[bool]:
-    """A muted chat's alerts wait in the outbox (``/mute``); they flow again when it ends."""
-    return or_(chats.c.muted_until.is_(None), chats.c.muted_until <= now)
+def one_by_one() -> ColumnElement[bool]:
+    """Chats whose alerts go out one by one: not muted, no mute to release, no digest. The
+    others' rows go out together as digests (``bot.store.digests``)."""
+    return and_(chats.c.muted_until.is_(None), chats.c.digest.is_(None))
 
 
 def _due(condition: object, limit: int, chat_id: int | None, *, oldest: object) -> Select[Any]:
@@ -319,7 +326,7 @@ def _due(condition: object, limit: int, chat_id: int | None, *, oldest: object) 
     return query
 
 
-async def _take(
+async def take(
     conn: AsyncConnection,
     query: Select[Any],
     still: object,
@@ -384,7 +391,7 @@ def _chat_queues(rows: object) -> list[ChatQueue]:
     )
 
 
-async def _load(
+async def load(
     conn: AsyncConnection, ids: Sequence[int], *, claiming: bool = True
 ) -> list[Delivery]:
     """Claimed rows with everything render needs: story, sources, and the topics (and their
@@ -394,7 +401,7 @@ async def _load(
         return []
     rows = (
         await conn.execute(
-            select(deliveries, chats.c.thread_id)
+            select(deliveries, chats.c.thread_id, chats.c.language, chats.c.timezone)
             .join(chats, chats.c.chat_id == deliveries.c.chat_id)
             .where(deliveries.c.id.in_(ids))
             .order_by(deliveries.c.id)
@@ -463,6 +470,8 @@ def _delivery(
         attempts=r["attempts"],
         thread_id=r["thread_id"],
         created=r["created"],
+        language=r["language"],
+        timezone=r["timezone"],
         story=Story(
             id=s["id"],
             title=s["title"],

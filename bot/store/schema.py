@@ -180,6 +180,9 @@ deliveries = Table(
     # ``edit`` to pending and the message is edited to list it (status stays sent).
     Column("sources_sent", JSON),
     Column("edit", String(16)),
+    # Sent inside a digest message (mute released, /digest): never edited, the message
+    # lists many stories.
+    Column("in_digest", Boolean),
     UniqueConstraint("story_id", "chat_id", name="uq_deliveries_story_chat"),
     Index("ix_deliveries_due", "status", "next_attempt"),
     Index("ix_deliveries_edit", "edit", "next_attempt"),

@@ -127,6 +127,9 @@ PLAIN = frozenset(
         "language.set",
         "digest.saved",
         "mute.saved",
+        "alert.also",
+        "alert.more",
+        "alert.untitled",
     }
 )
 
@@ -413,6 +416,30 @@ CATALOG: dict[str, tuple[str, str, str]] = {
         "抱歉，本机器人未对此聊天开放。请联系管理员加入（聊天 ID {id}）。",
         "抱歉，本機器人未對此聊天開放。請聯絡管理員加入（聊天 ID {id}）。",
     ),
+    "alert.also": ("also: {sources}", "另见：{sources}", "另見：{sources}"),
+    "alert.more": ("+{count} more", "等 {count} 个", "等 {count} 個"),
+    "alert.untitled": ("(untitled)", "（无标题）", "（無標題）"),
+    "digest.heading": (
+        "<b>Digest</b>: {count} alerts",
+        "<b>摘要</b>：{count} 条提醒",
+        "<b>摘要</b>：{count} 則提醒",
+    ),
+    "digest.heading#one": (
+        "<b>Digest</b>: 1 alert",
+        "<b>摘要</b>：1 条提醒",
+        "<b>摘要</b>：1 則提醒",
+    ),
+    "digest.heading_muted": (
+        "<b>While muted</b>: {count} alerts",
+        "<b>静音期间</b>：{count} 条提醒",
+        "<b>靜音期間</b>：{count} 則提醒",
+    ),
+    "digest.heading_muted#one": (
+        "<b>While muted</b>: 1 alert",
+        "<b>静音期间</b>：1 条提醒",
+        "<b>靜音期間</b>：1 則提醒",
+    ),
+    "digest.page": (" ({page}/{pages})", "（{page}/{pages}）", "（{page}/{pages}）"),
     "flood.slow": (
         "You are sending commands too fast. Please wait {seconds} s and try again.",
         "你发送命令太快了，请等 {seconds} 秒再试。",

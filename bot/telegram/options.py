@@ -5,7 +5,8 @@
   ``MAX_MUTE``; a bare number is refused because minutes and hours are both plausible.
 - ``/digest off | hourly | daily [HH:MM]``: stored as None, ``hourly`` or ``daily HH:MM``
   (``daily`` alone is ``daily 08:00``). ``digest_times`` says when digests go out: hourly on
-  the local hour, daily at HH:MM local time, in the chat's time zone.
+  the local hour, daily at HH:MM local time, in the chat's time zone; ``release_cutoff``
+  says which held rows go out now (after a mute, or at a digest time).
 - Flood control: a token bucket per user. ``FloodLimit(burst, per)`` allows ``burst``
   commands at once and ``burst`` per ``per`` seconds sustained. The first command over the
   limit gets one "slow down" answer (``WARN``), later ones are dropped silently (``DROP``)
@@ -112,6 +113,27 @@ def digest_times(spec: str, tz: tzinfo, now: datetime) -> tuple[datetime, dateti
     if at_today <= now:
         return at_today, _at(today + timedelta(days=1), clock, tz)
     return _at(today - timedelta(days=1), clock, tz), at_today
+
+
+def release_cutoff(
+    muted_until: datetime | None, digest: str | None, tz: tzinfo, now: datetime
+) -> datetime | None:
+    """Rows of a chat queued at or before this time go out now, together, as one digest;
+    None: nothing of this chat goes out as a digest now.
+
+    A mute that has ended releases everything held (cutoff ``now``); a running mute holds
+    everything; a digest chat gets what was queued before its last digest time. A chat with
+    neither has no digests (its alerts go one by one). A digest setting this version does
+    not understand falls back to hourly rather than holding alerts forever.
+    """
+    if muted_until is not None:
+        return now if muted_until <= now else None
+    if digest is None:
+        return None
+    try:
+        return digest_times(digest, tz, now)[0]
+    except ValueError:
+        return digest_times(HOURLY, tz, now)[0]
 
 
 def _at(day: date, clock: time, tz: tzinfo) -> datetime:

@@ -29,6 +29,11 @@ Why it looks like this and what it guarantees:
   to list them after the time ("also: …"); the rest of the message stays as it was.
 - Topic ids become hashtags; a hashtag cannot contain ``-``, so ``gba-fintech`` shows as
   ``#gba_fintech``.
+- The fixed words ("also:", "+2 more", "(untitled)") are in the chat's language
+  (``bot.telegram.i18n``); times are in the chat's time zone.
+
+``render_digest`` lists held alerts (a mute's end, a digest period) one line each, split
+over as few messages as Telegram's limits allow; the same escaping and link rules apply.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from urllib.parse import urlsplit
 import re2
 
 from bot.model import Story
+from bot.telegram.i18n import EN, t, when
 from bot.text import fold, fold_pattern
 
 SNIPPET_CHARS = 300
@@ -53,6 +59,12 @@ SOURCE_CHARS = 80
 TAG_CHARS = 60
 ELLIPSIS = "…"
 MIN_TITLE = 40  # chars of title worth dropping the sources line and hashtags for
+# Digests: one line per story; each line carries one entity (its link), so a message stays
+# far below Telegram's 100 entities.
+DIGEST_LINES = 40
+DIGEST_TITLE = 150
+DIGEST_SOURCES = 2
+DIGEST_LINK = 1000  # a longer link is left out: the title is still listed
 
 _SPACES = re.compile(r"\s+")
 # C0/C1 controls other than whitespace, and lone surrogates: Telegram rejects or mangles them.
@@ -75,16 +87,78 @@ class _Parts:
 
 
 def render_alert(
-    story: Story, *, tz: tzinfo = UTC, max_length: int = 4096, also: Sequence[str] = ()
+    story: Story,
+    *,
+    tz: tzinfo = UTC,
+    lang: str = EN,
+    max_length: int = 4096,
+    also: Sequence[str] = (),
 ) -> str:
-    """The alert for ``story`` as Telegram HTML, at most ``max_length`` UTF-16 units;
-    ``also`` lists sources that joined after it was sent."""
-    parts = _parts(story, tz, also)
+    """The alert for ``story`` as Telegram HTML, at most ``max_length`` UTF-16 units, its
+    fixed words in ``lang``; ``also`` lists sources that joined after it was sent."""
+    parts = _parts(story, tz, lang, also)
     layout = _fit(parts, max_length)
     if layout is None:  # not even a one-word title in bold fits: plain escaped text
         limit = _largest(0, len(parts.title), lambda n: _plain_fits(parts, n, max_length))
         return _escape(_shorten(parts.title, _cut_point(parts.title, limit)))
     return _compose(parts, layout)[0]
+
+
+def render_digest(
+    stories: Sequence[Story],
+    *,
+    after_mute: bool = False,
+    tz: tzinfo = UTC,
+    lang: str = EN,
+    max_length: int = 4096,
+) -> list[tuple[str, int]]:
+    """Held alerts as digest messages: ``[(HTML, how many of stories it lists)]``, in order.
+
+    One line per story, ``• Title — Source · 28 Nov 18:15``, the title linked. The stories
+    fill as few messages as fit in ``max_length`` UTF-16 units and ``DIGEST_LINES`` lines;
+    every message's heading counts them all and, when there are several, numbers its part.
+    """
+    key = "digest.heading_muted" if after_mute else "digest.heading"
+    heading = t(lang, key, count=len(stories))
+    widest = heading + t(lang, "digest.page", page=len(stories), pages=len(stories))
+    room = max_length - _utf16(widest)
+    pages: list[list[str]] = []
+    used = 0
+    for story in stories:
+        line = _digest_line(story, tz, lang)
+        size = _utf16(line) + 1  # and its newline
+        if not pages or len(pages[-1]) == DIGEST_LINES or used + size > room:
+            pages.append([])
+            used = 0
+        pages[-1].append(line)
+        used += size
+    if len(pages) == 1:
+        return [("\n".join([heading, *pages[0]]), len(pages[0]))]
+    return [
+        (
+            "\n".join([heading + t(lang, "digest.page", page=i, pages=len(pages)), *lines]),
+            len(lines),
+        )
+        for i, lines in enumerate(pages, 1)
+    ]
+
+
+def _digest_line(story: Story, tz: tzinfo, lang: str) -> str:
+    """``• Title — Source · 28 Nov 18:15`` as HTML; at most ~``DIGEST_TITLE + 2 × SOURCE_CHARS
+    + DIGEST_LINK`` characters, whatever the story holds."""
+    title = _title(story, lang)
+    title = _escape(_shorten(title, _cut_point(title, DIGEST_TITLE)))
+    link = story.link.strip()
+    if _is_web_link(link) and len(link) <= DIGEST_LINK:
+        title = f'<a href="{html.escape(link, quote=True)}">{title}</a>'
+    meta = [_sources(story.sources, lang, limit=DIGEST_SOURCES)]
+    if story.published is not None:
+        published = story.published
+        if published.tzinfo is None:
+            published = published.replace(tzinfo=UTC)
+        meta.append(when(published.astimezone(tz), lang))
+    shown = " · ".join(m for m in meta if m)
+    return f"• {title} — {_escape(shown)}" if shown else f"• {title}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +204,17 @@ def _plain_fits(parts: _Parts, limit: int, max_length: int) -> bool:
     return _utf16(_escape(_shorten(parts.title, _cut_point(parts.title, limit)))) <= max_length
 
 
-def _parts(story: Story, tz: tzinfo, also: Sequence[str] = ()) -> _Parts:
+def _parts(story: Story, tz: tzinfo, lang: str, also: Sequence[str] = ()) -> _Parts:
     summary = _clean(story.summary)
     scope = summary[: SNIPPET_CHARS + 1]
-    later = _sources(also)
-    meta = [_sources(story.sources), _when(story.published, tz), f"also: {later}" if later else ""]
+    later = _sources(also, lang)
+    meta = [
+        _sources(story.sources, lang),
+        _when(story.published, tz),
+        t(lang, "alert.also", sources=later) if later else "",
+    ]
     return _Parts(
-        title=_clean(story.title) or _clean(story.link) or "(untitled)",
+        title=_title(story, lang),
         link=story.link.strip() if _is_web_link(story.link) else None,
         meta=" · ".join(x for x in meta if x),
         summary=summary,
@@ -258,11 +336,15 @@ def _bold(text: str, spans: Sequence[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-def _sources(sources: Sequence[str]) -> str:
+def _title(story: Story, lang: str) -> str:
+    return _clean(story.title) or _clean(story.link) or t(lang, "alert.untitled")
+
+
+def _sources(sources: Sequence[str], lang: str, *, limit: int = MAX_SOURCES) -> str:
     names = [n for n in (_clean(s) for s in sources) if n]
-    shown = [_shorten(n, _cut_point(n, SOURCE_CHARS)) for n in names[:MAX_SOURCES]]
+    shown = [_shorten(n, _cut_point(n, SOURCE_CHARS)) for n in names[:limit]]
     more = len(names) - len(shown)
-    return ", ".join(shown) + (f" +{more} more" if more else "")
+    return ", ".join(shown) + (" " + t(lang, "alert.more", count=more) if more else "")
 
 
 def _when(published: datetime | None, tz: tzinfo) -> str:
