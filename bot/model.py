@@ -100,7 +100,11 @@ DEFAULT_FIELDS = ("title", "summary", "content", "tags")
 
 @dataclass(frozen=True, slots=True)
 class Topic:
-    """A validated topic. ``feeds`` holds ``tag:NAME``, feed names or urls; empty = all feeds."""
+    """A validated topic. ``feeds`` holds ``tag:NAME``, feed names or urls; empty = all feeds.
+
+    ``title`` and ``description`` are the default texts; ``titles`` and ``descriptions``
+    hold the translations a rule file gives, as (language, text) pairs.
+    """
 
     id: str
     title: str
@@ -111,6 +115,8 @@ class Topic:
     feeds: tuple[str, ...] = ()
     file: str = ""
     line: int = 0
+    titles: tuple[tuple[str, str], ...] = ()
+    descriptions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

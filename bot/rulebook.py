@@ -10,6 +10,10 @@ list (meaning ``any``). A keyword starting with ``re:`` is a regular expression,
 with RE2, which runs in linear time, so no pattern can backtrack catastrophically; patterns
 RE2 cannot compile (back-references, look-around) are rejected.
 
+A topic's ``title`` and ``description`` are a string, or a mapping from language (``en``,
+``zh-hans``, ``zh-hant``) to string: the chat's language is shown where given (see
+``bot.telegram.i18n.topic_title``), else the other Chinese script, else English.
+
 Warnings (the rules still load): a keyword that can never cause a match because a ``not``
 beside it excludes it, a keyword repeated in one list, a file without topics.
 """
@@ -33,6 +37,8 @@ from bot.text import fold_pattern, match_form
 _GAPS = re.compile(r"[ \-]+")
 TOPIC_KEYS = ("id", "title", "description", "default", "match", "fields", "feeds")
 NODE_KEYS = ("any", "all", "not")
+# The languages a title or description may be given in (the chat languages of i18n).
+TEXT_LANGUAGES = ("en", "zh-hans", "zh-hant")
 _TOPIC_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
@@ -216,11 +222,14 @@ class _TopicParser:
     def build(self, node: Node, topic_id: str, values: dict[str, object]) -> Topic:
         fields = values.get("fields")
         feeds = values.get("feeds")
+        title, description = values.get("title"), values.get("description")
         return Topic(
             id=topic_id,
-            title=str(values.get("title") or topic_id),
+            title=_default_text(title) or topic_id,
             match=values["match"],  # type: ignore[arg-type]
-            description=str(values.get("description") or ""),
+            description=_default_text(description),
+            titles=_translations(title),
+            descriptions=_translations(description),
             default=values.get("default") is True,
             fields=fields if isinstance(fields, tuple) and fields else DEFAULT_FIELDS,
             feeds=feeds if isinstance(feeds, tuple) else (),
@@ -238,6 +247,8 @@ class _TopicParser:
                 self.error(value, "default must be true or false")
                 return False
             return str(value.value).lower() in ("true", "yes", "on")
+        if key in ("title", "description") and isinstance(value, MappingNode):
+            return self.translations(key, value)
         text = text_of(value)
         if text is None or (key == "id" and not text.strip()):
             self.error(value, f"{key} must be a string")
@@ -246,6 +257,22 @@ class _TopicParser:
             self.error(value, f"topic id {text!r}: use lowercase letters, digits and hyphens")
             return None
         return text.strip()
+
+    def translations(self, key: str, node: MappingNode) -> dict[str, str] | None:
+        """``{en: ..., zh-hans: ..., zh-hant: ...}``: at least one, each a non-empty string."""
+        texts: dict[str, str] = {}
+        before = self.error_count()
+        for lang, value, key_node in items(node, self.file, self.errors):
+            text = text_of(value)
+            if lang not in TEXT_LANGUAGES:
+                self.errors.append(_unknown(self.file, key_node, lang, TEXT_LANGUAGES))
+            elif text is None or not text.strip():
+                self.error(value, f"{key} in {lang} must be a non-empty string")
+            else:
+                texts[lang] = text.strip()
+        if not texts and self.error_count() == before:
+            self.error(node, f"{key} gives no text (use en, zh-hans or zh-hant)")
+        return texts or None
 
     def names(self, key: str, value: Node) -> tuple[str, ...]:
         names = string_list(value, self.file, key, self.errors)
@@ -266,6 +293,21 @@ class _TopicParser:
                 self.error(node, f"unknown feed tag {name[4:]!r}: no feed in feeds.yaml has it")
         elif name not in self.known:
             self.error(node, f"unknown feed {name!r}: not a feed name or url in feeds.yaml")
+
+
+def _translations(value: object) -> tuple[tuple[str, str], ...]:
+    """A title or description given per language, as (language, text) pairs."""
+    if isinstance(value, dict):
+        return tuple((lang, value[lang]) for lang in TEXT_LANGUAGES if lang in value)
+    return ()
+
+
+def _default_text(value: object) -> str:
+    """The text shown where no translation fits: the plain string, else English, else the
+    first language given."""
+    if isinstance(value, dict):
+        return next((value[lang] for lang in TEXT_LANGUAGES if lang in value), "")
+    return str(value) if value else ""
 
 
 def parse_topics(

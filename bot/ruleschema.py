@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.model import FIELDS
+from bot.rulebook import TEXT_LANGUAGES
 
 SCHEMA_ID = "https://newsbot.invalid/rules.schema.json"
 _DURATION = r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*)+$"
@@ -47,6 +48,17 @@ def _node() -> dict[str, Any]:
     }
 
 
+def _text() -> dict[str, Any]:
+    """A string, or a mapping from chat language to string (``rulebook.TEXT_LANGUAGES``)."""
+    per_language = {
+        "type": "object",
+        "properties": {lang: {"type": "string", "minLength": 1} for lang in TEXT_LANGUAGES},
+        "additionalProperties": False,
+        "minProperties": 1,
+    }
+    return {"anyOf": [{"type": "string"}, per_language]}
+
+
 def _topic() -> dict[str, Any]:
     return {
         "type": "object",
@@ -57,8 +69,8 @@ def _topic() -> dict[str, Any]:
                 "pattern": _TOPIC_ID,
                 "description": "stable id for /subscribe: lowercase letters, digits, hyphens",
             },
-            "title": {"type": "string", "description": "shown in /topics"},
-            "description": {"type": "string"},
+            "title": {**_text(), "description": "shown in /topics; a string or per language"},
+            "description": {**_text(), "description": "one line under the title in /topics"},
             "default": {"type": "boolean", "description": "offered first on /start"},
             "match": {
                 "description": "a keyword, a node (any/all/not), or a list meaning any",

@@ -37,7 +37,14 @@ NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)  # 10:00 in Hong Kong
 
 TOPICS = (
     Topic("gba-fintech", "Greater Bay Area fintech", Keyword("GBA"), "Fintech in the GBA", True),
-    Topic("hk-regulators", "HK regulators", Keyword("HKMA"), "HKMA & SFC <circulars>"),
+    Topic(
+        "hk-regulators",
+        "HK regulators",
+        Keyword("HKMA"),
+        "HKMA & SFC <circulars>",
+        titles=(("zh-hant", "香港監管機構"),),
+        descriptions=(("zh-hans", "金管局与证监会<通告>"),),
+    ),
     Topic("banks", "Banks & <Fintech>", Keyword("bank")),
 )
 
@@ -402,8 +409,14 @@ async def test_language_command_and_buttons_change_the_chat_language(bot: Bot) -
     # The stored choice wins over the app's language_code ("en" here).
     assert (await bot.say("/help")).visible.startswith("命令")
 
+    reply = await bot.say("/topics")  # the rules translate this title to zh-hant only
+    assert "香港監管機構 – hk-regulators\n金管局与证监会<通告>" in reply.visible
+    assert "Greater Bay Area fintech – gba-fintech\nFintech in the GBA" in reply.visible
+
     reply = await bot.say("/language zh-hant")
     assert reply.visible == "語言：繁體中文"
+    reply = await bot.say("/topics")
+    assert "香港監管機構 – hk-regulators\n金管局与证监会<通告>" in reply.visible
     assert (await bot.say("/stop")).visible.startswith("已停止")
     menus = [c.params for c in bot.api.requests("setMyCommands")]
     assert {m.get("language_code") for m in menus} == {"", "zh"}

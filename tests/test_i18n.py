@@ -24,6 +24,7 @@ from bot.telegram.i18n import (
     parse_language,
     pick_language,
     t,
+    topic_description,
     topic_title,
     when,
 )
@@ -129,3 +130,19 @@ def test_when_formats_short_dates() -> None:
 def test_topic_titles_are_shown_as_written() -> None:
     topic = Topic("gba", "大灣區金融科技", Keyword("GBA"))
     assert topic_title(topic, EN) == topic_title(topic, HANS) == "大灣區金融科技"
+
+
+def test_topic_titles_follow_the_chats_language_where_the_rules_translate_them() -> None:
+    topic = Topic(
+        "gba",
+        "GBA fintech",
+        Keyword("GBA"),
+        "The beat",
+        titles=(("en", "GBA fintech"), ("zh-hant", "大灣區金融科技")),
+        descriptions=(("zh-hans", "大湾区"),),
+    )
+    assert topic_title(topic, EN) == "GBA fintech"
+    assert topic_title(topic, HANT) == "大灣區金融科技"
+    assert topic_title(topic, HANS) == "大灣區金融科技", "the other script beats English"
+    assert topic_description(topic, EN) == "The beat"
+    assert topic_description(topic, HANT) == topic_description(topic, HANS) == "大湾区"

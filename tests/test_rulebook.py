@@ -244,3 +244,41 @@ def test_runaway_pattern_is_linear_with_re2() -> None:
     # (a+)+$ backtracks exponentially in Python's re; RE2 accepts it and runs in linear time.
     rulebook, problems = check("topics:\n  - id: a\n    match: 're:(a+)+$'\n")
     assert rulebook is not None and problems == []
+
+
+def test_titles_and_descriptions_may_be_given_per_language() -> None:
+    text = """\
+topics:
+  - id: gba
+    title: {zh-hans: 大湾区金融科技, en: GBA fintech, zh-hant: 大灣區金融科技}
+    description:
+      zh-hant: 大灣區的金融科技新聞
+    match: GBA
+  - id: plain
+    title: Plain
+    match: x
+"""
+    (gba, plain), problems = parse_topics(text, F)
+    assert problems == []
+    assert (gba.title, gba.description) == ("GBA fintech", "大灣區的金融科技新聞")
+    assert gba.titles == (
+        ("en", "GBA fintech"),
+        ("zh-hans", "大湾区金融科技"),
+        ("zh-hant", "大灣區金融科技"),
+    )
+    assert gba.descriptions == (("zh-hant", "大灣區的金融科技新聞"),)
+    assert (plain.title, plain.titles, plain.descriptions) == ("Plain", (), ())
+
+
+@pytest.mark.parametrize(
+    ("title", "message"),
+    [
+        ("{fr: Titre}", "rules/t.yaml:3: unknown key 'fr'"),
+        ("{en: ''}", "rules/t.yaml:3: title in en must be a non-empty string"),
+        ("{}", "rules/t.yaml:3: title gives no text (use en, zh-hans or zh-hant)"),
+        ("{en: [a, b]}", "rules/t.yaml:3: title in en must be a non-empty string"),
+    ],
+)
+def test_a_bad_translated_title_is_reported_with_its_line(title: str, message: str) -> None:
+    problems = errors(f"topics:\n  - id: gba\n    title: {title}\n    match: GBA\n")
+    assert len(problems) == 1 and problems[0].startswith(message), problems

@@ -109,6 +109,9 @@ def test_shipped_rule_files_are_valid(path: Path) -> None:
         "feeds:\n  - url: ftp://a.example/x\n",
         "feeds:\n  - url: https://a.example/x\n    interval: soon\n",
         "feed:\n  - url: https://a.example/x\n",
+        "topics:\n  - id: a\n    match: x\n    title: {fr: Titre}\n",
+        "topics:\n  - id: a\n    match: x\n    title: {}\n",
+        "topics:\n  - id: a\n    match: x\n    description: {en: ''}\n",
     ],
 )
 def test_broken_files_are_invalid(text: str) -> None:
@@ -124,3 +127,5 @@ def test_forgiving_shorthands_are_valid() -> None:
     assert valid(
         yaml.safe_load("feeds:\n  - url: https://a.example\n    interval: 1h30m\n"), SCHEMA
     )
+    translated = "topics:\n  - id: a\n    match: x\n    title: {en: A, zh-hant: 甲}\n"
+    assert valid(yaml.safe_load(translated), SCHEMA)

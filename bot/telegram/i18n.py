@@ -88,13 +88,21 @@ def when(local: datetime, lang: str) -> str:
 
 
 def topic_title(topic: Topic, lang: str) -> str:
-    """A topic's title for ``lang``. Rule files carry one title today; see the report for
-    the proposed ``title: {en: ..., zh-hans: ..., zh-hant: ...}`` extension."""
-    return topic.title
+    """A topic's title in ``lang`` as the rule file gives it (``title: {en: ..., zh-hans:
+    ..., zh-hant: ...}``); else in the other Chinese script for a Chinese reader; else the
+    default title."""
+    return _translated(topic.titles, lang) or topic.title
 
 
 def topic_description(topic: Topic, lang: str) -> str:
-    return topic.description
+    """As ``topic_title``, for the one-line description."""
+    return _translated(topic.descriptions, lang) or topic.description
+
+
+def _translated(texts: tuple[tuple[str, str], ...], lang: str) -> str | None:
+    given = dict(texts)
+    other = {HANS: HANT, HANT: HANS}.get(lang)
+    return given.get(lang) or (given.get(other) if other else None)
 
 
 COMMANDS = (
