@@ -16,18 +16,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import builders
 import pytest
 from fakebotapi import FakeBotApi, Sent
 
+from bot.delivery import Deliverer
 from bot.model import Candidate, Feed, Keyword, Topic
+from bot.pacing import Limit, Pacer
 from bot.store import Store
 from bot.store.engine import Database
 from bot.store.prefs import ChatPrefs, PrefStore
 from bot.telegram.commands import CommandDeps, register, set_menus
 from bot.telegram.options import FloodLimit
-from bot.telegram.transport import build_application, start_polling, stop_polling
+from bot.telegram.transport import (
+    TelegramTransport,
+    build_application,
+    start_polling,
+    stop_polling,
+)
 
 TOKEN = "777000:AAHcommandscommandscommands"
 USER = 1001
@@ -592,6 +600,63 @@ async def test_mute_and_unmute_store_the_end_of_the_mute(bot: Bot, clock: Clock)
     assert reply.visible == "Unmuted: held alerts arrive now as one digest."
     assert (await bot.prefs.prefs(USER)).muted_until == clock.now, "ended now, not erased"
     assert (await bot.say("/unmute")).visible == "This chat is not muted."
+
+
+async def test_mute_and_digest_set_in_chat_release_held_alerts_as_one_message(
+    db: Store, clock: Clock
+) -> None:
+    feed = Feed(url="http://127.0.0.1/a.xml", name="Outlet A")
+    await db.feeds.sync([feed])
+
+    async def publish(*titles: str) -> None:
+        cands = [
+            candidate(t, f"https://news.example/{t}", clock.now, ["gba-fintech"]) for t in titles
+        ]
+        await db.stories.save_cycle(
+            feed.url,
+            cands,
+            now=clock.now,
+            next_fetch=clock.now,
+            etag=None,
+            last_modified=None,
+            content_hash=None,
+        )
+
+    prefs = PrefStore(Database(db.engine))
+    deps = CommandDeps(db.chats, Catalog, frozenset(), prefs=prefs, clock=lambda: clock.now)
+    async with running(deps) as (api, application):
+        fast = Limit(1000, 1.0)
+        deliverer = Deliverer(
+            db,
+            TelegramTransport(application.bot),
+            clock=lambda: clock.now,
+            tz=ZoneInfo("Asia/Hong_Kong"),  # display.timezone's default, as the commands use
+            pacer=Pacer(overall=fast, private=fast, group=fast, margin=0),
+        )
+        await say(api, "/subscribe gba-fintech")
+        await say(api, "/language zh-hant")
+        assert (await say(api, "/mute 1h")).visible.startswith("靜音至 11月28日 11:00")
+        await publish("GBA story one", "GBA story two")
+        assert (await deliverer.drain()).sent == 0
+        clock.now += timedelta(hours=1)
+        before = len(api.sent)
+        assert (await deliverer.drain()).sent == 2
+        [digest] = api.sent[before:]
+        assert digest.visible.splitlines()[:2] == [
+            "靜音期間：2 則提醒",
+            "• GBA story one — Outlet A · 11月28日 10:00",
+        ]
+
+        reply = await say(api, "/digest hourly")
+        assert reply.visible.startswith("提醒每小時整點合成一則摘要發送")
+        clock.now += timedelta(minutes=5)  # 11:05 in Hong Kong
+        await publish("GBA story three")
+        assert (await deliverer.drain()).sent == 0
+        clock.now += timedelta(minutes=55)
+        before = len(api.sent)
+        assert (await deliverer.drain()).sent == 1
+        [digest] = api.sent[before:]
+        assert digest.visible == "摘要：1 則提醒\n• GBA story three — Outlet A · 11月28日 11:05"
 
 
 async def test_digest_settings_and_buttons(bot: Bot) -> None:
