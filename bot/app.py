@@ -13,6 +13,7 @@ import html
 import logging
 import random
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # Console mode delivers to this pseudo-chat, which follows every topic.
 CONSOLE_CHAT_ID = 0
+# Rule files are reloaded once none was written for this long (an editor may be mid-save).
+RULES_SETTLE = 1.0
 _UNLIMITED = pacing.Limit(1_000_000, 1.0)
 
 
@@ -62,7 +65,11 @@ def load_rules(settings: Settings) -> Rulebook:
 
 
 class Rules:
-    """The current rulebook and its compiled matcher, swapped atomically on reload."""
+    """The current rulebook and its compiled matcher, swapped together on reload.
+
+    Loading (YAML, validation, compiling the matcher) runs in a thread: chat commands and
+    feed cycles go on meanwhile with the old rules.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -72,20 +79,30 @@ class Rules:
         self.loaded_at = utcnow()
         self.last_error: str | None = None
 
-    def changed(self) -> bool:
-        return rules_signature(self._settings.rules_dir) != self.signature
+    def changed(self, now: float | None = None) -> bool:
+        """Whether the rule files changed since the last load and have been quiet for
+        ``RULES_SETTLE`` seconds: an editor still writing a file is not reported as broken."""
+        current = rules_signature(self._settings.rules_dir)
+        if current == self.signature:
+            return False
+        newest = max((mtime for _, _, mtime in current), default=0) / 1e9
+        return (time.time() if now is None else now) - newest >= RULES_SETTLE
 
-    def reload(self) -> bool:
+    async def reload(self) -> bool:
         """Load the rules dir; on success swap, on failure keep the old set and remember why."""
         self.signature = rules_signature(self._settings.rules_dir)
         try:
-            rulebook = load_rules(self._settings)
+            rulebook, matcher = await asyncio.to_thread(self._load)
         except (RuleErrors, ConfigError) as e:
             self.last_error = str(e)
             return False
-        self.rulebook, self.matcher = rulebook, Matcher.compile(rulebook)
+        self.rulebook, self.matcher = rulebook, matcher
         self.loaded_at, self.last_error = utcnow(), None
         return True
+
+    def _load(self) -> tuple[Rulebook, Matcher]:
+        rulebook = load_rules(self._settings)
+        return rulebook, Matcher.compile(rulebook)
 
 
 @dataclass
@@ -192,7 +209,7 @@ class App:
             await self.reload_rules()
 
     async def reload_rules(self) -> str:
-        if not self.rules.reload():
+        if not await self.rules.reload():
             message = f"rules not reloaded, the old ones stay:\n{self.rules.last_error}"
             log.error("%s", message)
             await self.notify_admins(message)

@@ -17,7 +17,7 @@ import pytest
 from fakebotapi import FakeBotApi
 from feedserver import FeedServer, Item, rss
 
-from bot.app import App, build
+from bot.app import RULES_SETTLE, App, Rules, build
 from bot.config import load_settings
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijkl"
@@ -159,3 +159,25 @@ async def test_admin_reload_of_a_broken_edit_answers_with_the_problems(
     await api.wait_for(lambda: any(problem in t for t in to_chat(api, ADMIN)), WATCH, "answer")
     assert app.rules.rulebook.topic_ids == ("gba-fintech",)
     assert app.rules.last_error == problem
+
+
+async def test_a_file_still_being_written_is_not_loaded_until_it_settles(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    topics = rules / "topics.yaml"
+    topics.write_text(OLD_RULES, encoding="utf-8")
+    (rules / "feeds.yaml").write_text("feeds:\n  - url: http://127.0.0.1/a.xml\n", "utf-8")
+    config = tmp_path / "newsbot.toml"
+    config.write_text(f'[rules]\ndir = "{rules}"\n', encoding="utf-8")
+    loaded = Rules(load_settings(config, {}))
+    assert not loaded.changed()
+
+    topics.write_text(NEW_RULES[:40], encoding="utf-8")  # an editor's first half
+    written = topics.stat().st_mtime
+    assert not loaded.changed(now=written + RULES_SETTLE / 2), "still being written"
+    topics.write_text(NEW_RULES, encoding="utf-8")
+    written = topics.stat().st_mtime
+    assert loaded.changed(now=written + RULES_SETTLE)
+    assert await loaded.reload()
+    assert loaded.rulebook.topic_ids == ("gba-fintech", "e-cny")
+    assert not loaded.changed(now=written + 60)
