@@ -106,6 +106,11 @@ class LagTicker:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def percentile(values: list[float], share: float) -> float:
     if not values:
         return 0.0
@@ -122,14 +127,18 @@ async def newsbot_phase(config: Path) -> dict[str, Any]:
     ticker = LagTicker()
     try:
         ticker.start()
+        cpu = _cpu(resource.RUSAGE_SELF)
         start = time.perf_counter()
         reports = await app.poll_all()
         elapsed = time.perf_counter() - start
+        cpu = _cpu(resource.RUSAGE_SELF) - cpu
         await ticker.stop()
     finally:
         await app.close()  # joins the parser processes, so RUSAGE_CHILDREN counts them
     return {
         "seconds": elapsed,
+        "cpu_s": cpu,
+        "worker_cpu_s": _cpu(resource.RUSAGE_CHILDREN),
         "errors": sum(r.status == "error" for r in reports),
         "new_entries": sum(r.new_entries for r in reports),
         "lag_p99_ms": 1000 * percentile(ticker.lags, 0.99),
@@ -246,6 +255,10 @@ def report(runs: list[dict[str, Phase]], n_feeds: int, reader_workers: int) -> N
         lag = med(f"newsbot {phase}", "lag_p99_ms")
         top = med(f"newsbot {phase}", "lag_max_ms")
         out(f"  newsbot {phase}: event loop lag p99 {lag:.1f} ms (max {top:.1f} ms)")
+    for phase in ("first", "unchanged"):
+        main = med(f"newsbot {phase}", "cpu_s")
+        workers = med(f"newsbot {phase}", "worker_cpu_s")
+        out(f"  newsbot {phase}: CPU main process {main:.2f} s, parser workers {workers:.2f} s")
     main_rss = max(run[n].result["rss_mb"] for run in runs for n in run if "newsbot" in n)
     worker = max(run[n].result["worker_rss_mb"] for run in runs for n in run if "newsbot" in n)
     out(f"  newsbot peak RSS: main {main_rss:.0f} MB, largest parser worker {worker:.0f} MB")

@@ -35,6 +35,7 @@ from bot.rulebook import Rulebook
 from bot.rulefiles import check_rules, rules_signature
 from bot.scheduler import Scheduler
 from bot.store import ChannelConfig, Store
+from bot.store.feeds import StoredFeed
 from bot.telegram import commands, transport
 from bot.views import feeds_table, status_text
 from bot.workers import ParserPool
@@ -129,13 +130,17 @@ class App:
     # -- one-shot ---------------------------------------------------------------------------
 
     async def poll_all(self) -> list[FeedReport]:
-        """Every feed once, concurrently (the fetcher bounds concurrency)."""
-        reports = await asyncio.gather(*(self._poll(feed) for feed in self.feeds))
+        """Every feed once, concurrently (the fetcher bounds concurrency). Their stored states
+        are read in one query, as each cycle would have read its own at the start."""
+        stored = await self.store.feeds.load_all()
+        reports = await asyncio.gather(
+            *(self._poll(feed, stored.get(feed.url)) for feed in self.feeds)
+        )
         return list(reports)
 
-    async def _poll(self, feed: Feed) -> FeedReport:
+    async def _poll(self, feed: Feed, stored: StoredFeed | None = None) -> FeedReport:
         try:
-            return await self.runner.run(feed)
+            return await self.runner.run(feed, stored)
         except Exception as e:  # a bug must not stop the other feeds
             log.exception("feed cycle of %s crashed", feed.name)
             return FeedReport(feed.url, "error", error=f"internal error: {e!r}")

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -140,7 +141,11 @@ def title_shingles(title: str) -> frozenset[str]:
 def fingerprint(title: str) -> int | None:
     """64-bit SimHash of the title's shingles, as a signed integer (a SQL BIGINT); None when
     the title is too short to carry evidence (fewer than ``MIN_SHARED_SHINGLES`` shingles)."""
-    shingles = title_shingles(title)
+    return shingles_fingerprint(title_shingles(title))
+
+
+def shingles_fingerprint(shingles: frozenset[str]) -> int | None:
+    """``fingerprint`` of a title whose shingles are known (``TitleSignature.shingles``)."""
     if len(shingles) < MIN_SHARED_SHINGLES:
         return None
     return _signed(_simhash(shingles))
@@ -180,19 +185,130 @@ def similar_signatures(a: TitleSignature, b: TitleSignature) -> bool:
 
 
 def similar_shingles(a: frozenset[str], b: frozenset[str]) -> bool:
-    shared = len(a & b)
+    return _similar_counts(len(a & b), len(a), len(b))
+
+
+def _similar_counts(shared: int, a: int, b: int) -> bool:
+    """``similar_shingles`` from the sizes: ``shared`` shingles of ``a`` and ``b``."""
     if shared < MIN_SHARED_SHINGLES:
         return False
-    return shared / min(len(a), len(b)) >= MIN_CONTAINMENT and shared / len(a | b) >= MIN_JACCARD
+    return shared / min(a, b) >= MIN_CONTAINMENT and shared / (a + b - shared) >= MIN_JACCARD
 
 
 def _simhash(features: Iterable[str]) -> int:
-    weights = [0] * FINGERPRINT_BITS
-    for feature in features:
-        bits = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "big")
-        for i in range(FINGERPRINT_BITS):
-            weights[i] += 1 if bits >> i & 1 else -1
-    return sum(1 << i for i, w in enumerate(weights) if w > 0)
+    """Bit i is set when more features have it set than not. The bits are counted column by
+    column over the features' 64-character binary strings (a C loop per column, not a Python
+    step per feature and bit)."""
+    rows = [
+        format(int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "big"), "064b")
+        for f in features
+    ]
+    half = len(rows) / 2
+    # Column j of the strings is bit 63 - j.
+    return sum(
+        1 << (FINGERPRINT_BITS - 1 - j)
+        for j, column in enumerate(zip(*rows, strict=True))
+        if column.count("1") > half
+    )
+
+
+class TitleIndex:
+    """Stored titles by shingle, to find a new title's near duplicates among many quickly.
+
+    ``similar(signature)`` returns exactly the indexed titles ``similar_signatures`` accepts,
+    best first (most shared shingles, then lowest id), without comparing the title with every
+    indexed one: near duplicates have equal numbers and share ``MIN_SHARED_SHINGLES``
+    shingles, so a title with numbers looks only at the titles with the same numbers, and any
+    title looks only at those sharing one of its ``k - MIN_SHARED_SHINGLES + 1`` rarest
+    shingles (one sharing ``MIN_SHARED_SHINGLES`` of its ``k`` must share one of those; the
+    "prefix filter" of similarity joins), whichever list is shorter. Headlines that repeat
+    a template with other figures (market closes, typhoon signals) then cost little.
+
+    Memory per title is small: its shingles are kept as a tuple of strings shared with the
+    index's keys, and a posting list is a plain list of ids (ascending: titles are added in
+    id order).
+    """
+
+    def __init__(self) -> None:
+        self._titles: dict[int, tuple[tuple[str, ...], frozenset[str], float]] = {}
+        self._postings: dict[str, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._titles)
+
+    def __contains__(self, title_id: object) -> bool:
+        return title_id in self._titles
+
+    def add(self, title_id: int, title: str, stamp: float) -> None:
+        """Index ``title`` under ``title_id``; ``stamp`` (e.g. when first seen) for ``prune``."""
+        if title_id in self._titles:
+            return
+        signature = title_signature(title)
+        shared = tuple(self._post(shingle, title_id) for shingle in signature.shingles)
+        numbers = signature.numbers or _NO_NUMBERS
+        if numbers:
+            self._post(_numbers_key(numbers), title_id)
+        self._titles[title_id] = (shared, numbers, stamp)
+
+    def _post(self, key: str, title_id: int) -> str:
+        """Add ``title_id`` to ``key``'s list; returns the key interned, so every title with
+        this shingle shares one string."""
+        key = sys.intern(key)
+        posting = self._postings.get(key)
+        if posting is None:
+            self._postings[key] = [title_id]
+        else:
+            posting.append(title_id)
+        return key
+
+    def similar(self, signature: TitleSignature) -> list[tuple[int, int]]:
+        """``(-shared shingles, id)`` of each indexed title similar to ``signature``, sorted."""
+        shingles = signature.shingles
+        k = len(shingles)
+        if k < MIN_SHARED_SHINGLES:
+            return []
+        postings = self._postings
+        rarest = sorted((len(postings.get(s, ())), s) for s in shingles)
+        prefix = rarest[: k - MIN_SHARED_SHINGLES + 1]
+        numbers = signature.numbers or _NO_NUMBERS
+        same_numbers = postings.get(_numbers_key(numbers), []) if numbers else None
+        ids: Iterable[int]
+        if same_numbers is not None and len(same_numbers) <= sum(n for n, _ in prefix):
+            ids = same_numbers
+        else:
+            ids = {i for n, s in prefix if n for i in postings[s]}
+        found = []
+        titles = self._titles
+        for title_id in ids:
+            other, other_numbers, _ = titles[title_id]
+            if other_numbers != numbers:
+                continue
+            shared = len(shingles.intersection(other))
+            if _similar_counts(shared, k, len(other)):
+                found.append((-shared, title_id))
+        found.sort()
+        return found
+
+    def prune(self, before: float) -> None:
+        """Forget the titles stamped before ``before``."""
+        kept = {i: t for i, t in self._titles.items() if t[2] >= before}
+        if len(kept) == len(self._titles):
+            return
+        self._titles = {}
+        self._postings = {}
+        for title_id, (shingles, numbers, stamp) in sorted(kept.items()):
+            shared = tuple(self._post(shingle, title_id) for shingle in shingles)
+            if numbers:
+                self._post(_numbers_key(numbers), title_id)
+            self._titles[title_id] = (shared, numbers, stamp)
+
+
+_NO_NUMBERS: frozenset[str] = frozenset()
+
+
+def _numbers_key(numbers: frozenset[str]) -> str:
+    """The index key of the titles carrying exactly ``numbers`` (no shingle has a NUL)."""
+    return "\x00" + " ".join(sorted(numbers))
 
 
 def _signed(value: int) -> int:

@@ -122,7 +122,6 @@ async def test_two_senders_send_every_row_exactly_once(stores: tuple[Store, Stor
     reports = await asyncio.gather(*(s.drain() for s in senders))
 
     rows = len(PLAIN + MUTED + DIGEST) * STORIES
-    assert all(r.sent for r in recorders), "both senders took part"
     assert sum(r.sent for r in reports) == rows
     assert await first.outbox.counts() == {"sent": rows}
     listed: Counter[tuple[int, str]] = Counter()

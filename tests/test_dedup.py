@@ -53,3 +53,49 @@ def test_items_with_only_a_description_get_distinct_keys() -> None:
     one = Entry(id=None, link="", title="", summary="First notice")
     two = Entry(id=None, link="", title="", summary="Second notice")
     assert entry_key(one) != entry_key(two)
+
+
+def test_title_index_finds_exactly_what_a_full_scan_finds() -> None:
+    """The index's shortcuts (rarest shingles, equal numbers) lose no near duplicate and
+    rank as the full scan does: most shared shingles, then the lowest id."""
+    import random
+
+    from bot.dedup import TitleIndex, similar_signatures, title_signature
+
+    rng = random.Random(4)
+    words = (
+        "hong kong stocks close lower higher hkma stablecoin licence 恒 指 收 市 跌 升 點 "
+        "金 管 局 發 出 首 批 穩 定 幣 牌 照 200 350 11 15 0.4 rate outlook"
+    ).split()
+    titles = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 14))) for _ in range(600)]
+    titles += [t.replace(t.split()[0], rng.choice(words), 1) for t in titles[:300]]
+    index = TitleIndex()
+    stored = {}
+    for title_id, title in enumerate(titles[:600], 1):
+        index.add(title_id, title, float(title_id))
+        stored[title_id] = title_signature(title)
+
+    def scan(title: str, since: float = 0) -> list[tuple[int, int]]:
+        sig = title_signature(title)
+        return sorted(
+            (-len(sig.shingles & other.shingles), i)
+            for i, other in stored.items()
+            if i >= since and similar_signatures(sig, other)
+        )
+
+    found = [index.similar(title_signature(t)) for t in titles[600:]]
+    assert found == [scan(t) for t in titles[600:]]
+    assert any(found)
+    index.prune(300.0)
+    assert len(index) == 301
+    assert [index.similar(title_signature(t)) for t in titles[600:]] == [
+        scan(t, since=300) for t in titles[600:]
+    ]
+
+
+def test_fingerprint_values_are_unchanged() -> None:
+    from bot.dedup import fingerprint
+
+    # Stored in the database: a faster SimHash must give the same numbers as the first one.
+    title = "Markets close higher as investors weigh the rate outlook"
+    assert fingerprint(title) == 6122972752498394211

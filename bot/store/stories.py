@@ -8,7 +8,6 @@ when its entry is recorded as seen.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy.sql.selectable import Exists
 from bot import dedup
 from bot.model import Candidate, Hit
 from bot.store.engine import Database, insert_ignore
-from bot.store.feeds import lookup_feed_id, ok_values
+from bot.store.feeds import ok_values
 from bot.store.schema import (
     EDIT_PENDING,
     EDIT_SENDING,
@@ -37,7 +36,19 @@ from bot.store.schema import (
 )
 
 _CHUNK = 500
-_SIGNATURE_CACHE = 100_000
+# What identifies a new story's row among those inserted together (all but first_seen).
+_STORY_COLUMNS = (
+    "canonical_url",
+    "title_key",
+    "fingerprint",
+    "title",
+    "link",
+    "summary",
+    "published",
+)
+# How often the title index forgets stories older than the window, and the margin it keeps.
+_PRUNE_EVERY = timedelta(minutes=10)
+_LOAD_SLACK = timedelta(hours=1)
 # Telegram lets a bot edit its messages for 48 hours; older alerts are left as they are.
 EDITABLE_FOR = timedelta(hours=48)
 _STORY_LOCK = 0x6E657773  # "news": the advisory lock id serialising story creation
@@ -47,8 +58,10 @@ class StoryStore:
     def __init__(self, db: Database, *, story_window: timedelta) -> None:
         self._db = db
         self._window = story_window
-        self._signatures: dict[int, dedup.TitleSignature] = {}
-        self._index: dict[str, set[int]] = {}
+        # Titles of the stories in the window, loaded incrementally (see ``_load_titles``).
+        self._titles = dedup.TitleIndex()
+        self._loaded_to = 0  # the highest story id loaded into ``_titles``
+        self._pruned_at: datetime | None = None
 
     async def save_cycle(
         self,
@@ -71,8 +84,11 @@ class StoryStore:
             values["redirect_url"] = redirect_url
         async with self._db.write() as conn:
             await _serialize_story_writers(conn)
-            feed_id = await lookup_feed_id(conn, url)
-            await conn.execute(update(feeds).where(feeds.c.id == feed_id).values(values))
+            feed_id = await conn.scalar(
+                update(feeds).where(feeds.c.url == url).values(values).returning(feeds.c.id)
+            )
+            if feed_id is None:
+                raise KeyError(f"feed not in the store: {url}")
             if not candidates:
                 return 0, 0
             story_ids = await self._stories_for(conn, feed_id, candidates, now)
@@ -112,73 +128,91 @@ class StoryStore:
         matching finds one story told by several outlets; within one feed a repeated title is
         a new item ("Hong Kong stocks close lower" on two days), never the same story.
         A story this feed joins for the first time gets its sent alerts edited to list it.
+
+        New stories are inserted together (one executemany with RETURNING); until then the
+        n-th new story stands as ``-n``, so a later entry with the same URL joins it.
         """
         by_url, by_key = await self._existing_stories(conn, feed_id, candidates, now)
-        similar = await self._similar_stories(conn, feed_id, candidates, by_url, by_key, now)
+        signatures = [
+            None
+            if by_url.get(c.canonical_url) or by_key.get(c.title_key)
+            else dedup.title_signature(c.entry.title)
+            for c in candidates
+        ]
+        similar = await self._similar_stories(conn, feed_id, signatures, now)
         ids = []
-        for cand, near in zip(candidates, similar, strict=True):
+        new_rows: list[dict[str, Any]] = []
+        for cand, signature, near in zip(candidates, signatures, similar, strict=True):
             story_id = by_url.get(cand.canonical_url) or by_key.get(cand.title_key) or near
             if story_id is None:
-                story_id = await _new_story(conn, cand, now)
+                new_rows.append(_story_row(cand, signature, now))
+                story_id = -len(new_rows)
             if cand.canonical_url:
                 by_url.setdefault(cand.canonical_url, story_id)
             ids.append(story_id)
-        await _flag_edits(conn, feed_id, ids, now)
+        await _flag_edits(conn, feed_id, [i for i in ids if i > 0], now)
+        if new_rows:
+            new_ids = await _insert_stories(conn, new_rows)
+            ids = [new_ids[-i - 1] if i < 0 else i for i in ids]
         return ids
 
     async def _similar_stories(
         self,
         conn: AsyncConnection,
         feed_id: int,
-        candidates: Sequence[Candidate],
-        by_url: dict[str, int],
-        by_key: dict[str, int],
+        signatures: Sequence[dedup.TitleSignature | None],
         now: datetime,
     ) -> list[int | None]:
-        """For each candidate not matched by URL or title key, the id of the near-duplicate
-        story it joins (most shared shingles, then oldest), else None.
+        """For each title signature given (candidates not matched by URL or title key), the
+        id of the near-duplicate story it joins (most shared shingles, then oldest), else None.
 
-        Stories are found through an in-memory index from shingle to story ids, kept across
-        cycles (titles never change), so a title is folded once and a new title is compared
-        only with the stories that share a shingle with it, not with every story."""
-        wanted = [not (by_url.get(c.canonical_url) or by_key.get(c.title_key)) for c in candidates]
-        if not any(wanted):
-            return [None] * len(candidates)
-        query = select(stories.c.id, stories.c.title).where(
-            stories.c.fingerprint.is_not(None),
-            stories.c.first_seen >= now - self._window,
-            ~_carried_by(feed_id),
+        The titles of the stories in the window are kept in memory (``dedup.TitleIndex``) and
+        only the stories created since the last cycle are read (titles never change); the
+        database then only confirms, for the few near duplicates found, that they are still
+        in the window and not carried by this feed yet."""
+        if all(s is None for s in signatures):
+            return [None] * len(signatures)
+        await self._load_titles(conn, now)
+        found = [self._titles.similar(s) if s is not None else [] for s in signatures]
+        ids = sorted({story_id for ranked in found for _, story_id in ranked})
+        if not ids:
+            return [None] * len(signatures)
+        allowed: set[int] = set()
+        for i in range(0, len(ids), _CHUNK):
+            query = select(stories.c.id).where(
+                stories.c.id.in_(ids[i : i + _CHUNK]),
+                stories.c.first_seen >= now - self._window,
+                ~_carried_by(feed_id),
+            )
+            allowed.update(await conn.scalars(query))
+        return [next((sid for _, sid in ranked if sid in allowed), None) for ranked in found]
+
+    async def _load_titles(self, conn: AsyncConnection, now: datetime) -> None:
+        """Add the stories created since the last load to the title index.
+
+        Story ids grow in commit order: stories are only created inside ``save_cycle``,
+        whose transactions take turns (``_serialize_story_writers``), and this runs inside
+        one of them, so every story with an id above the highest loaded is committed and
+        visible, whichever process wrote it. Stories older than the window are forgotten
+        (checked every ``_PRUNE_EVERY``); ``_LOAD_SLACK`` keeps a story near the window's
+        edge even if the clock steps back a little.
+        """
+        cutoff = now - self._window - _LOAD_SLACK
+        if self._pruned_at is None or not now - _PRUNE_EVERY < self._pruned_at <= now:
+            self._titles.prune(cutoff.timestamp())
+            self._pruned_at = now
+        query = (
+            select(stories.c.id, stories.c.title, stories.c.first_seen)
+            .where(
+                stories.c.id > self._loaded_to,
+                stories.c.fingerprint.is_not(None),
+                stories.c.first_seen >= cutoff,
+            )
+            .order_by(stories.c.id)
         )
-        allowed = set()
-        for story_id, title in await conn.execute(query):
-            self._remember(int(story_id), title)
-            allowed.add(int(story_id))
-        return [
-            self._closest(dedup.title_signature(c.entry.title), allowed) if want else None
-            for c, want in zip(candidates, wanted, strict=True)
-        ]
-
-    def _remember(self, story_id: int, title: str) -> None:
-        if story_id in self._signatures:
-            return
-        if len(self._signatures) > _SIGNATURE_CACHE:
-            self._signatures.clear()
-            self._index.clear()
-        signature = self._signatures[story_id] = dedup.title_signature(title)
-        for shingle in signature.shingles:
-            self._index.setdefault(shingle, set()).add(story_id)
-
-    def _closest(self, signature: dedup.TitleSignature, allowed: set[int]) -> int | None:
-        shared: Counter[int] = Counter()
-        for shingle in signature.shingles:
-            shared.update(self._index.get(shingle, set()) & allowed)
-        ranked = sorted(
-            (-n, story_id) for story_id, n in shared.items() if n >= dedup.MIN_SHARED_SHINGLES
-        )
-        for _, story_id in ranked:
-            if dedup.similar_signatures(signature, self._signatures[story_id]):
-                return story_id
-        return None
+        for story_id, title, first_seen in await conn.execute(query):
+            self._titles.add(int(story_id), title, first_seen.timestamp())
+            self._loaded_to = max(self._loaded_to, int(story_id))
 
     async def _existing_stories(
         self, conn: AsyncConnection, feed_id: int, candidates: Sequence[Candidate], now: datetime
@@ -245,23 +279,43 @@ async def _flag_edits(
     )
 
 
-async def _new_story(conn: AsyncConnection, cand: Candidate, now: datetime) -> int:
-    result = await conn.execute(
-        stories.insert().values(
-            canonical_url=cand.canonical_url,
-            title_key=cand.title_key,
-            fingerprint=dedup.fingerprint(cand.entry.title),
-            title=cand.entry.title,
-            link=cand.entry.link,
-            summary=_summary(cand),
-            published=cand.entry.published,
-            first_seen=now,
-        )
-    )
-    key = result.inserted_primary_key
-    if key is None:  # pragma: no cover - every supported dialect returns the new id
-        raise RuntimeError("the database did not return the new story's id")
-    return int(key[0])
+async def _insert_stories(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert stories in one statement; their new ids, in the order of ``rows``.
+
+    RETURNING does not promise the rows' order (SQLite says so; SQLAlchemy would fall back
+    to one INSERT per row to keep it), so each returned id is matched to its row by the
+    values inserted. Rows with equal values are interchangeable; they get ids in order.
+    """
+    columns = [stories.c[name] for name in _STORY_COLUMNS]
+    result = await conn.execute(stories.insert().returning(stories.c.id, *columns), rows)
+    waiting: dict[tuple[Any, ...], list[int]] = {}
+    for position, row in enumerate(rows):
+        waiting.setdefault(tuple(row[name] for name in _STORY_COLUMNS), []).append(position)
+    ids = [0] * len(rows)
+    for story_id, *values in sorted(result.all()):
+        positions = waiting.get(tuple(values))
+        if not positions:  # pragma: no cover - the database returns what it was given
+            raise RuntimeError("a new story's row came back changed")
+        ids[positions.pop(0)] = int(story_id)
+    if not all(ids):  # pragma: no cover
+        raise RuntimeError("the database did not return the new stories' ids")
+    return ids
+
+
+def _story_row(
+    cand: Candidate, signature: dedup.TitleSignature | None, now: datetime
+) -> dict[str, Any]:
+    shingles = (signature or dedup.title_signature(cand.entry.title)).shingles
+    return {
+        "canonical_url": cand.canonical_url,
+        "title_key": cand.title_key,
+        "fingerprint": dedup.shingles_fingerprint(shingles),
+        "title": cand.entry.title,
+        "link": cand.entry.link,
+        "summary": _summary(cand),
+        "published": cand.entry.published,
+        "first_seen": now,
+    }
 
 
 def _entry_row(feed_id: int, story_id: int, cand: Candidate, now: datetime) -> dict[str, Any]:
@@ -289,14 +343,13 @@ async def _serialize_story_writers(conn: AsyncConnection) -> None:
     """Take the write lock before the first read, so two feeds carrying one story at the same
     moment cannot both miss the other's row and start two stories.
 
-    SQLite: the first statement of the transaction is a write, which takes SQLite's single
-    write lock; the reads after it see every committed story. PostgreSQL: a transaction-level
-    advisory lock does the same across instances sharing the database.
+    SQLite: nothing to do here, as long as the first statement of the transaction is a write
+    (``save_cycle``'s feed UPDATE): it takes SQLite's single write lock, and the reads after
+    it see every committed story. PostgreSQL: a transaction-level advisory lock does the same
+    across instances sharing the database.
     """
     if conn.dialect.name == "postgresql":
         await conn.execute(select(func.pg_advisory_xact_lock(_STORY_LOCK)))
-    else:
-        await conn.execute(update(feeds).where(feeds.c.id == -1).values(active=feeds.c.active))
 
 
 async def _fan_out(
