@@ -5,6 +5,10 @@ the chat) 5-16 ms per feed, in a process < 1.5 ms (DESIGN). A worker process can
 kernel's OOM killer takes it on a hostile feed, or it crashes. A dead worker breaks a
 ``ProcessPoolExecutor`` for good, so ``ParserPool`` turns that into a ``ParseError`` for the
 feed that was being parsed and starts a fresh pool for the next one.
+
+A worker outlives nothing: if the service itself is killed (SIGKILL, the OOM killer), its
+workers notice within ``ORPHAN_CHECK`` seconds that their parent is gone and exit. (They
+would otherwise wait forever: each holds both ends of its own task queue, so no EOF comes.)
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -20,6 +27,19 @@ from bot.errors import ParseError
 from bot.parse import ParsedFeed, parse_feed
 
 log = logging.getLogger(__name__)
+
+ORPHAN_CHECK = 1.0  # seconds between a worker's looks at its parent
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: exit when the process that started this worker is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 def _parse_job(content: bytes, url: str, headers: dict[str, str]) -> ParsedFeed:
@@ -43,7 +63,12 @@ class ParserPool:
         if self._pool is None:
             # spawn, not fork: forking a process that runs threads (the database's) is unsafe.
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=context,
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     async def parse(self, content: bytes, url: str, headers: Mapping[str, str]) -> ParsedFeed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -50,7 +51,21 @@ def run(config: Path) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: its parser workers are found by it
     )
+
+
+def alive_in_group(group: int) -> list[int]:
+    """Processes of the process group ``group`` that still run (zombies do not count)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            alive.append(int(stat.parent.name))
+    return alive
 
 
 def test_sigkill_mid_delivery_then_rerun_delivers_everything(tmp_path: Path) -> None:
@@ -75,9 +90,15 @@ def test_sigkill_mid_delivery_then_rerun_delivers_everything(tmp_path: Path) -> 
             while len(api.sent) < 3 and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert len(api.sent) >= 3, "the first run never got going"
-            first.send_signal(signal.SIGKILL)
+            first.send_signal(signal.SIGKILL)  # the service only: its workers are orphaned
+            first.wait(30)
+            deadline = time.monotonic() + 15
+            while alive_in_group(first.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert alive_in_group(first.pid) == [], "orphaned parser workers exit by themselves"
         finally:
-            first.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(first.pid, signal.SIGKILL)
             first.wait(30)
         killed_at = len(api.sent)
         assert killed_at < n, "the kill came too late to test anything"
