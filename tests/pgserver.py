@@ -27,6 +27,17 @@ class PgServer:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}"
 
+    async def create_database(self, name: str) -> str:
+        """A new, empty database on this server; its URL."""
+        import asyncpg  # only where PostgreSQL runs: the optional extra provides it
+
+        conn = await asyncpg.connect(f"{self.url}/postgres")
+        try:
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+        return f"{self.url}/{name}"
+
     def stop(self) -> None:
         subprocess.run(
             [*self.prefix, "pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "stop"],

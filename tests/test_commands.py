@@ -24,7 +24,6 @@ from fakebotapi import FakeBotApi, Sent
 
 from bot.delivery import Deliverer
 from bot.model import Candidate, Feed, Keyword, Topic
-from bot.pacing import Limit, Pacer
 from bot.store import Store
 from bot.store.engine import Database
 from bot.store.prefs import ChatPrefs, PrefStore
@@ -515,15 +514,7 @@ async def test_recent_lists_the_chats_latest_stories_with_links(db: Store, clock
         (0, "Newest GBA story", "javascript:alert(1)", ("gba-fintech", "hk-regulators")),
     ):
         at = NOW - timedelta(hours=hours)
-        await db.stories.save_cycle(
-            feed.url,
-            [candidate(title, link, at, topics)],
-            now=at,
-            next_fetch=at,
-            etag=None,
-            last_modified=None,
-            content_hash=None,
-        )
+        await builders.save(db, feed.url, [candidate(title, link, at, topics)], at)
     deps = CommandDeps(
         db.chats,
         Catalog,
@@ -612,26 +603,17 @@ async def test_mute_and_digest_set_in_chat_release_held_alerts_as_one_message(
         cands = [
             candidate(t, f"https://news.example/{t}", clock.now, ["gba-fintech"]) for t in titles
         ]
-        await db.stories.save_cycle(
-            feed.url,
-            cands,
-            now=clock.now,
-            next_fetch=clock.now,
-            etag=None,
-            last_modified=None,
-            content_hash=None,
-        )
+        await builders.save(db, feed.url, cands, clock.now)
 
     prefs = PrefStore(Database(db.engine))
     deps = CommandDeps(db.chats, Catalog, frozenset(), prefs=prefs, clock=lambda: clock.now)
     async with running(deps) as (api, application):
-        fast = Limit(1000, 1.0)
         deliverer = Deliverer(
             db,
             TelegramTransport(application.bot),
             clock=lambda: clock.now,
             tz=ZoneInfo("Asia/Hong_Kong"),  # display.timezone's default, as the commands use
-            pacer=Pacer(overall=fast, private=fast, group=fast, margin=0),
+            pacer=builders.unpaced(),
         )
         await say(api, "/subscribe gba-fintech")
         await say(api, "/language zh-hant")

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import builders
 import pgserver
 import pytest
@@ -21,7 +20,6 @@ from pgserver import PgServer
 
 from bot.delivery import Deliverer
 from bot.model import Feed
-from bot.pacing import Limit, Pacer
 from bot.store import Store
 
 FEED = Feed(url="http://127.0.0.1/a.xml", name="Outlet A")
@@ -47,13 +45,7 @@ async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/newsbot.db"
     server: PgServer = request.getfixturevalue("postgres")
-    name = f"newsbot_concurrency_{next(_databases)}"
-    conn = await asyncpg.connect(f"{server.url}/postgres")
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return f"{server.url}/{name}"
+    return await server.create_database(f"newsbot_concurrency_{next(_databases)}")
 
 
 @pytest.fixture
@@ -95,18 +87,9 @@ async def test_two_senders_send_every_row_exactly_once(stores: tuple[Store, Stor
         builders.candidate(f"Story {n}", f"https://news.example/{n}", published=queued)
         for n in range(STORIES)
     ]
-    await first.stories.save_cycle(
-        FEED.url,
-        cands,
-        now=queued,
-        next_fetch=queued,
-        etag=None,
-        last_modified=None,
-        content_hash=None,
-    )
+    await builders.save(first, FEED.url, cands, queued)
 
     rng = random.Random(7)
-    fast = Limit(10_000, 1.0)
     recorders = [Recorder(rng), Recorder(rng)]
     senders = [
         Deliverer(
@@ -114,7 +97,7 @@ async def test_two_senders_send_every_row_exactly_once(stores: tuple[Store, Stor
             recorder,
             clock=lambda: NOW,
             tz=UTC,
-            pacer=Pacer(overall=fast, private=fast, group=fast, margin=0),
+            pacer=builders.unpaced(),
             batch=8,
         )
         for store, recorder in zip(stores, recorders, strict=True)

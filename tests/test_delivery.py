@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import builders
 import pytest
 from sqlalchemy import update
 
@@ -65,15 +66,7 @@ async def queue(store: Store, clock: Clock, *titles: str) -> None:
         )
         for i, t in enumerate(titles)
     ]
-    await store.stories.save_cycle(
-        FEED.url,
-        cands,
-        now=clock.now,
-        next_fetch=clock.now,
-        etag=None,
-        last_modified=None,
-        content_hash=None,
-    )
+    await builders.save(store, FEED.url, cands, clock.now)
 
 
 def fast_pacer() -> Pacer:

@@ -15,7 +15,6 @@ from fakebotapi import FakeBotApi, Fault
 
 from bot.delivery import Deliverer
 from bot.model import Candidate, Feed
-from bot.pacing import Limit, Pacer
 from bot.store import ChannelConfig, Store
 from bot.store.digests import DigestChat
 from bot.telegram.transport import TelegramTransport, build_application
@@ -63,9 +62,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def deliverer(store: Store, transport: TelegramTransport, clock: Clock) -> Deliverer:
-    fast = Limit(1000, 1.0)
-    pacer = Pacer(overall=fast, private=fast, group=fast, margin=0)
-    return Deliverer(store, transport, clock=clock, tz=UTC, pacer=pacer)
+    return Deliverer(store, transport, clock=clock, tz=UTC, pacer=builders.unpaced())
 
 
 def story(n: int, clock: Clock) -> Candidate:
@@ -75,15 +72,7 @@ def story(n: int, clock: Clock) -> Candidate:
 
 
 async def save(store: Store, clock: Clock, *cands: Candidate, feed: Feed = A) -> None:
-    await store.stories.save_cycle(
-        feed.url,
-        cands,
-        now=clock.now,
-        next_fetch=clock.now,
-        etag=None,
-        last_modified=None,
-        content_hash=None,
-    )
+    await builders.save(store, feed.url, cands, clock.now)
 
 
 async def test_alerts_held_by_a_mute_arrive_as_one_digest_when_it_ends(

@@ -16,7 +16,6 @@ from fakebotapi import FakeBotApi, Fault
 from bot.delivery import Deliverer
 from bot.model import Candidate, Feed
 from bot.outbox_view import outbox_summary, outbox_text
-from bot.pacing import Limit, Pacer
 from bot.store import Store
 from bot.telegram.transport import TelegramTransport, build_application
 
@@ -57,15 +56,11 @@ def candidate(title: str, link: str, summary: str = "fintech news") -> Candidate
 
 async def save(store: Store, feed: Feed, *cands: Candidate) -> None:
     now = utcnow()
-    await store.stories.save_cycle(
-        feed.url, cands, now=now, next_fetch=now, etag=None, last_modified=None, content_hash=None
-    )
+    await builders.save(store, feed.url, cands, now)
 
 
 def deliverer(store: Store, transport: TelegramTransport) -> Deliverer:
-    fast = Limit(1000, 1.0)
-    pacer = Pacer(overall=fast, private=fast, group=fast, margin=0)
-    return Deliverer(store, transport, clock=utcnow, tz=UTC, pacer=pacer)
+    return Deliverer(store, transport, clock=utcnow, tz=UTC, pacer=builders.unpaced())
 
 
 async def test_each_telegram_failure_ends_where_it_should(

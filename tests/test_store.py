@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import builders
 import pgserver
 import pytest
@@ -40,13 +39,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         url = f"sqlite:///{tmp_path}/state/newsbot.db"
     else:
         server: PgServer = request.getfixturevalue("postgres")
-        name = f"newsbot_test_{next(_databases)}"
-        conn = await asyncpg.connect(f"{server.url}/postgres")
-        try:
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-        url = f"{server.url}/{name}"
+        url = await server.create_database(f"newsbot_test_{next(_databases)}")
     s = await Store.open(url)
     await s.feeds.sync([FEED_A, FEED_B, FEED_C])
     yield s
