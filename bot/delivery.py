@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -280,7 +280,12 @@ class Deliverer:
             reason = self._redact(f"internal error: {type(e).__name__}: {e}")
             await self._retry(delivery, reason, None, report)
             return
-        await self._record_sent(delivery, message_id)
+        await self._record(
+            lambda: self._store.outbox.mark_sent(
+                delivery.id, message_id, self._clock(), sources=delivery.story.sources
+            ),
+            f"delivery {delivery.id}",
+        )
         report.sent += 1
 
     async def _send_digest(self, job: DigestJob, stop: asyncio.Event, report: DrainReport) -> None:
@@ -308,32 +313,22 @@ class Deliverer:
                 return
             try:
                 message_id = await self._transport.send(job.chat_id, html, thread_id=job.thread_id)
-            except Exception as e:
-                error = e if isinstance(e, DeliveryError) else None
-                if error is None:
-                    log.exception("a digest to chat %s failed", job.chat_id)
+            except DeliveryError as e:
+                for delivery in rows:
+                    await self._failed(delivery, e, report)
+                return
+            except Exception as e:  # a bug in a transport must not lose the rows
+                log.exception("a digest to chat %s failed", job.chat_id)
                 reason = self._redact(f"internal error: {type(e).__name__}: {e}")
                 for delivery in rows:
-                    if error is not None:
-                        await self._failed(delivery, error, report)
-                    else:
-                        await self._retry(delivery, reason, None, report)
+                    await self._retry(delivery, reason, None, report)
                 return
             sent, rows = rows[:count], rows[count:]
-            await self._record_digest(sent, message_id)
+            await self._record(
+                partial(self._mark_digest_sent, sent, message_id),
+                f"a digest to chat {job.chat_id}",
+            )
             report.sent += len(sent)
-
-    async def _record_digest(self, rows: list[Delivery], message_id: int) -> None:
-        """As ``_record_sent``, for the rows one digest message lists."""
-        for pause in (*RECORD_RETRIES, None):
-            try:
-                await self._store.digests.mark_sent(rows, message_id, self._clock())
-                return
-            except Exception:
-                if pause is None:
-                    raise
-                log.warning("a digest to chat %s sent, recording it failed", rows[0].chat_id)
-                await self._sleep(pause)
 
     def _zone(self, name: str | None) -> tzinfo:
         """A chat's chosen time zone; the display default when none or not known here."""
@@ -380,21 +375,20 @@ class Deliverer:
             delay = pacing.delivery_delay(job.attempts + 1)
             await self._store.outbox.retry_edit(job.id, reason, now + delay)
 
-    async def _record_sent(self, delivery: Delivery, message_id: int) -> None:
+    async def _mark_digest_sent(self, rows: list[Delivery], message_id: int) -> None:
+        await self._store.digests.mark_sent(rows, message_id, self._clock())
+
+    async def _record(self, mark_sent: Callable[[], Awaitable[None]], what: str) -> None:
         """Telegram has the message: record it, retrying a failing database a few times. The
-        row never goes back to pending, which would send it again."""
+        rows never go back to pending, which would send them again."""
         for pause in RECORD_RETRIES:
             try:
-                await self._store.outbox.mark_sent(
-                    delivery.id, message_id, self._clock(), sources=delivery.story.sources
-                )
+                await mark_sent()
                 return
             except Exception:
-                log.warning("delivery %s sent, recording it failed; retrying", delivery.id)
+                log.warning("%s sent, recording it failed; retrying", what)
                 await self._sleep(pause)
-        await self._store.outbox.mark_sent(
-            delivery.id, message_id, self._clock(), sources=delivery.story.sources
-        )
+        await mark_sent()
 
     async def _failed(self, delivery: Delivery, e: DeliveryError, report: DrainReport) -> None:
         reason = str(e)
