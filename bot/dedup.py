@@ -24,9 +24,8 @@
   * every number in one title appears in the other (``恒指跌200點`` never joins
     ``恒指跌350點``: market reports differ mostly in their figures).
 
-  ``fingerprint`` is a 64-bit SimHash of the same shingles, stored with each story. It is
-  a cheap first test only: titles further apart than ``MAX_FINGERPRINT_DISTANCE`` (26) bits
-  are not compared further. Near duplicates join only stories first seen within the story
+  A new title is compared only with the stored titles that share one of its rarest shingles
+  (``TitleIndex``, in memory). Near duplicates join only stories first seen within the story
   window (default 72 h, ``dedup.window``) and, like title keys, only across feeds: within
   one feed a similar headline is a new item ("Hong Kong stocks close lower" every day).
   Measured on the real headlines in ``../shared/data`` (dev corpus and the RTHK/TDM feeds,
@@ -51,8 +50,6 @@ MIN_TITLE_KEY = 8
 MIN_SHARED_SHINGLES = 7
 MIN_CONTAINMENT = 0.6
 MIN_JACCARD = 0.4
-MAX_FINGERPRINT_DISTANCE = 26
-FINGERPRINT_BITS = 64
 
 _TRACKING_PARAMS = frozenset(
     {
@@ -125,37 +122,6 @@ _UNITS = re.compile(r"[a-z0-9]+|[^\W\d_a-z]", re.UNICODE)
 _NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 
 
-def title_units(title: str) -> list[str]:
-    """The folded title as units: CJK characters one by one, Latin words and numbers whole."""
-    return _UNITS.findall(fold(title))
-
-
-def title_shingles(title: str) -> frozenset[str]:
-    """Overlapping pairs of units; a one-unit title is its own shingle."""
-    units = title_units(title)
-    if len(units) < 2:
-        return frozenset(units)
-    return frozenset(f"{a} {b}" for a, b in itertools.pairwise(units))
-
-
-def fingerprint(title: str) -> int | None:
-    """64-bit SimHash of the title's shingles, as a signed integer (a SQL BIGINT); None when
-    the title is too short to carry evidence (fewer than ``MIN_SHARED_SHINGLES`` shingles)."""
-    return shingles_fingerprint(title_shingles(title))
-
-
-def shingles_fingerprint(shingles: frozenset[str]) -> int | None:
-    """``fingerprint`` of a title whose shingles are known (``TitleSignature.shingles``)."""
-    if len(shingles) < MIN_SHARED_SHINGLES:
-        return None
-    return _signed(_simhash(shingles))
-
-
-def fingerprint_distance(a: int, b: int) -> int:
-    """Bits in which two fingerprints differ."""
-    return ((a ^ b) & ((1 << FINGERPRINT_BITS) - 1)).bit_count()
-
-
 def near_duplicate(a: str, b: str) -> bool:
     """Whether titles ``a`` and ``b`` tell the same news in other words (module docstring)."""
     return similar_signatures(title_signature(a), title_signature(b))
@@ -195,23 +161,6 @@ def _similar_counts(shared: int, a: int, b: int) -> bool:
     return shared / min(a, b) >= MIN_CONTAINMENT and shared / (a + b - shared) >= MIN_JACCARD
 
 
-def _simhash(features: Iterable[str]) -> int:
-    """Bit i is set when more features have it set than not. The bits are counted column by
-    column over the features' 64-character binary strings (a C loop per column, not a Python
-    step per feature and bit)."""
-    rows = [
-        format(int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "big"), "064b")
-        for f in features
-    ]
-    half = len(rows) / 2
-    # Column j of the strings is bit 63 - j.
-    return sum(
-        1 << (FINGERPRINT_BITS - 1 - j)
-        for j, column in enumerate(zip(*rows, strict=True))
-        if column.count("1") > half
-    )
-
-
 class TitleIndex:
     """Stored titles by shingle, to find a new title's near duplicates among many quickly.
 
@@ -244,6 +193,8 @@ class TitleIndex:
         if title_id in self._titles:
             return
         signature = title_signature(title)
+        if len(signature.shingles) < MIN_SHARED_SHINGLES:
+            return  # too short to be anyone's near duplicate
         shared = tuple(self._post(shingle, title_id) for shingle in signature.shingles)
         numbers = signature.numbers or _NO_NUMBERS
         if numbers:
@@ -309,7 +260,3 @@ _NO_NUMBERS: frozenset[str] = frozenset()
 def _numbers_key(numbers: frozenset[str]) -> str:
     """The index key of the titles carrying exactly ``numbers`` (no shingle has a NUL)."""
     return "\x00" + " ".join(sorted(numbers))
-
-
-def _signed(value: int) -> int:
-    return value - (1 << FINGERPRINT_BITS) if value >= 1 << (FINGERPRINT_BITS - 1) else value

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+from builders import candidate, save
+
+from bot.model import Feed
 from bot.store import Store
 
 
@@ -18,5 +22,27 @@ async def test_an_older_database_gains_new_columns(tmp_path: Path) -> None:
         async with store.engine.connect() as conn:
             rows = await conn.exec_driver_sql("SELECT ttl FROM feeds")
             assert rows.all() == []
+    finally:
+        await store.close()
+
+
+async def test_an_older_database_with_the_retired_fingerprint_column_still_stores(
+    tmp_path: Path,
+) -> None:
+    """Databases made before the SimHash was retired keep its (nullable) column."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = await Store.open(url)
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE stories ADD COLUMN fingerprint BIGINT")
+    await store.close()
+    store = await Store.open(url)
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    try:
+        await store.feeds.sync([Feed(url="https://a.example/feed", name="A")])
+        title = "HKMA grants the first stablecoin issuer licences in Hong Kong"
+        await save(store, "https://a.example/feed", [candidate(title, "https://a/1")], now)
+        async with store.engine.connect() as conn:
+            rows = await conn.exec_driver_sql("SELECT title, fingerprint FROM stories")
+            assert rows.all() == [(title, None)]
     finally:
         await store.close()

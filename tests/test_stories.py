@@ -10,7 +10,7 @@ from pathlib import Path
 import builders
 import pytest
 
-from bot.dedup import fingerprint, near_duplicate
+from bot.dedup import TitleIndex, near_duplicate, title_signature
 from bot.model import Candidate, Feed
 from bot.store import Store
 
@@ -116,8 +116,10 @@ def test_near_duplicate(a: str, b: str, same: bool) -> None:
     assert near_duplicate(a, b) is same
 
 
-def test_fingerprint_is_stable_signed_64_bit_and_folds_script() -> None:
-    fp = fingerprint("香港金管局發出首批穩定幣牌照")
-    assert fp is not None and -(2**63) <= fp < 2**63
-    assert fp == fingerprint("香港金管局发出首批稳定币牌照")
-    assert fingerprint("快訊") is None
+def test_title_index_keeps_only_titles_long_enough_to_match() -> None:
+    index = TitleIndex()
+    index.add(1, "快訊", 0.0)  # 1 shingle: can never share MIN_SHARED_SHINGLES with anything
+    index.add(2, "香港金管局發出首批穩定幣牌照", 0.0)
+    assert 1 not in index and 2 in index
+    found = index.similar(title_signature("香港金管局发出首批稳定币牌照"))
+    assert [story_id for _, story_id in found] == [2]

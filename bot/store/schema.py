@@ -94,7 +94,8 @@ stories = Table(
     Column("id", Integer, primary_key=True),
     Column("canonical_url", Text, nullable=False),
     Column("title_key", Text, nullable=False),
-    Column("fingerprint", BigInteger),  # dedup.fingerprint: SimHash of the title's shingles
+    # Databases made before 2026-11-29 also have a "fingerprint" column (a SimHash nothing
+    # read any more); it is nullable and no longer written.
     Column("title", Text, nullable=False),
     Column("link", Text, nullable=False),
     Column("summary", Text, nullable=False, default=""),

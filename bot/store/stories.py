@@ -40,7 +40,6 @@ _CHUNK = 500
 _STORY_COLUMNS = (
     "canonical_url",
     "title_key",
-    "fingerprint",
     "title",
     "link",
     "summary",
@@ -142,10 +141,10 @@ class StoryStore:
         similar = await self._similar_stories(conn, feed_id, signatures, now)
         ids = []
         new_rows: list[dict[str, Any]] = []
-        for cand, signature, near in zip(candidates, signatures, similar, strict=True):
+        for cand, near in zip(candidates, similar, strict=True):
             story_id = by_url.get(cand.canonical_url) or by_key.get(cand.title_key) or near
             if story_id is None:
-                new_rows.append(_story_row(cand, signature, now))
+                new_rows.append(_story_row(cand, now))
                 story_id = -len(new_rows)
             if cand.canonical_url:
                 by_url.setdefault(cand.canonical_url, story_id)
@@ -205,7 +204,6 @@ class StoryStore:
             select(stories.c.id, stories.c.title, stories.c.first_seen)
             .where(
                 stories.c.id > self._loaded_to,
-                stories.c.fingerprint.is_not(None),
                 stories.c.first_seen >= cutoff,
             )
             .order_by(stories.c.id)
@@ -302,14 +300,10 @@ async def _insert_stories(conn: AsyncConnection, rows: list[dict[str, Any]]) -> 
     return ids
 
 
-def _story_row(
-    cand: Candidate, signature: dedup.TitleSignature | None, now: datetime
-) -> dict[str, Any]:
-    shingles = (signature or dedup.title_signature(cand.entry.title)).shingles
+def _story_row(cand: Candidate, now: datetime) -> dict[str, Any]:
     return {
         "canonical_url": cand.canonical_url,
         "title_key": cand.title_key,
-        "fingerprint": dedup.shingles_fingerprint(shingles),
         "title": cand.entry.title,
         "link": cand.entry.link,
         "summary": _summary(cand),
