@@ -124,6 +124,7 @@ async def newsbot_phase(config: Path) -> dict[str, Any]:
 
     settings = load_settings(config, {})
     app = await build(settings, console=io.StringIO())
+    await app.start()  # as ``serve`` does before its first poll: parser processes up
     ticker = LagTicker()
     try:
         ticker.start()

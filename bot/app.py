@@ -112,6 +112,7 @@ class App:
     store: Store
     rules: Rules
     runner: FeedRunner
+    parsers: ParserPool
     deliverer: Deliverer
     transport: Transport
     application: Any | None
@@ -123,6 +124,10 @@ class App:
     @property
     def feeds(self) -> tuple[Feed, ...]:
         return self.rules.rulebook.feeds
+
+    async def start(self) -> None:
+        """Start what the first poll would otherwise wait for (the parser processes)."""
+        await self.parsers.start()
 
     async def close(self) -> None:
         await self.stack.aclose()
@@ -146,6 +151,7 @@ class App:
             return FeedReport(feed.url, "error", error=f"internal error: {e!r}")
 
     async def run_once(self, deadline: timedelta, stop: asyncio.Event) -> DrainReport:
+        await self.start()
         async with self._telegram_bot():
             polls = asyncio.ensure_future(self.poll_all())
             stopper = asyncio.ensure_future(stop.wait())
@@ -194,6 +200,7 @@ class App:
                 self.application, admins=self.settings.telegram.admins, prefs=self.store.prefs
             )
         try:
+            await self.start()
             self.scheduler.start(self.feeds, await self.store.feeds.next_fetches())
             log.info(
                 "newsbot is running: %d feeds, %d topics",
@@ -359,6 +366,7 @@ async def _build(
         store=store,
         rules=rules,
         runner=runner,
+        parsers=parsers,
         deliverer=deliverer,
         transport=sender,
         application=application,
