@@ -28,7 +28,7 @@ __all__ = ["ChannelConfig", "Store"]
 class Store:
     def __init__(self, engine: AsyncEngine, *, story_window: timedelta) -> None:
         self.engine = engine
-        db = Database(engine)
+        self._db = db = Database(engine)
         self.feeds = FeedStore(db)
         self.stories = StoryStore(db, story_window=story_window)
         self.chats = ChatStore(db)
@@ -48,4 +48,5 @@ class Store:
         return cls(engine, story_window=story_window)
 
     async def close(self) -> None:
+        await self._db.close()
         await self.engine.dispose()

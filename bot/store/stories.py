@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import exists, func, literal, or_, select, union_all, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, exists, func, literal, or_, select, union_all, update
 from sqlalchemy.sql.selectable import Exists
 
 from bot import dedup
@@ -54,6 +54,9 @@ _STORY_LOCK = 0x6E657773  # "news": the advisory lock id serialising story creat
 
 
 class StoryStore:
+    """``save_cycle`` runs its transaction through ``Database.run``: as plain code, in the
+    database thread on SQLite. The title index is touched only from there."""
+
     def __init__(self, db: Database, *, story_window: timedelta) -> None:
         self._db = db
         self._window = story_window
@@ -81,43 +84,52 @@ class StoryStore:
         )
         if redirect_url:
             values["redirect_url"] = redirect_url
-        async with self._db.write() as conn:
-            await _serialize_story_writers(conn)
-            feed_id = await conn.scalar(
-                update(feeds).where(feeds.c.url == url).values(values).returning(feeds.c.id)
-            )
-            if feed_id is None:
-                raise KeyError(f"feed not in the store: {url}")
-            if not candidates:
-                return 0, 0
-            story_ids = await self._stories_for(conn, feed_id, candidates, now)
-            await conn.execute(
-                insert_ignore(conn, entries),
-                [
-                    _entry_row(feed_id, sid, c, now)
-                    for sid, c in zip(story_ids, candidates, strict=True)
-                ],
-            )
-            hit_rows = [
-                {
-                    "story_id": sid,
-                    "topic_id": h.topic_id,
-                    "keywords": list(h.keywords),
-                    "created": now,
-                }
+        return await self._db.run(partial(self._save, url, values, candidates, now))
+
+    def _save(
+        self,
+        url: str,
+        values: dict[str, Any],
+        candidates: Sequence[Candidate],
+        now: datetime,
+        conn: Connection,
+    ) -> tuple[int, int]:
+        _serialize_story_writers(conn)
+        feed_id = conn.scalar(
+            update(feeds).where(feeds.c.url == url).values(values).returning(feeds.c.id)
+        )
+        if feed_id is None:
+            raise KeyError(f"feed not in the store: {url}")
+        if not candidates:
+            return 0, 0
+        story_ids = self._stories_for(conn, feed_id, candidates, now)
+        conn.execute(
+            insert_ignore(conn, entries),
+            [
+                _entry_row(feed_id, sid, c, now)
                 for sid, c in zip(story_ids, candidates, strict=True)
-                for h in c.hits
-            ]
-            if hit_rows:
-                await conn.execute(insert_ignore(conn, hits), hit_rows)
-            queued = 0
-            for sid, cand in zip(story_ids, candidates, strict=True):
-                if cand.alert and cand.hits:
-                    queued += await _fan_out(conn, sid, cand.hits, now)
+            ],
+        )
+        hit_rows = [
+            {
+                "story_id": sid,
+                "topic_id": h.topic_id,
+                "keywords": list(h.keywords),
+                "created": now,
+            }
+            for sid, c in zip(story_ids, candidates, strict=True)
+            for h in c.hits
+        ]
+        if hit_rows:
+            conn.execute(insert_ignore(conn, hits), hit_rows)
+        queued = 0
+        for sid, cand in zip(story_ids, candidates, strict=True):
+            if cand.alert and cand.hits:
+                queued += _fan_out(conn, sid, cand.hits, now)
         return sum(1 for c in candidates if c.hits), queued
 
-    async def _stories_for(
-        self, conn: AsyncConnection, feed_id: int, candidates: Sequence[Candidate], now: datetime
+    def _stories_for(
+        self, conn: Connection, feed_id: int, candidates: Sequence[Candidate], now: datetime
     ) -> list[int]:
         """The story each entry joins, creating stories for the rest.
 
@@ -131,14 +143,14 @@ class StoryStore:
         New stories are inserted together (one executemany with RETURNING); until then the
         n-th new story stands as ``-n``, so a later entry with the same URL joins it.
         """
-        by_url, by_key = await self._existing_stories(conn, feed_id, candidates, now)
+        by_url, by_key = self._existing_stories(conn, feed_id, candidates, now)
         signatures = [
             None
             if by_url.get(c.canonical_url) or by_key.get(c.title_key)
             else dedup.title_signature(c.entry.title)
             for c in candidates
         ]
-        similar = await self._similar_stories(conn, feed_id, signatures, now)
+        similar = self._similar_stories(conn, feed_id, signatures, now)
         ids = []
         new_rows: list[dict[str, Any]] = []
         for cand, near in zip(candidates, similar, strict=True):
@@ -149,15 +161,15 @@ class StoryStore:
             if cand.canonical_url:
                 by_url.setdefault(cand.canonical_url, story_id)
             ids.append(story_id)
-        await _flag_edits(conn, feed_id, [i for i in ids if i > 0], now)
+        _flag_edits(conn, feed_id, [i for i in ids if i > 0], now)
         if new_rows:
-            new_ids = await _insert_stories(conn, new_rows)
+            new_ids = _insert_stories(conn, new_rows)
             ids = [new_ids[-i - 1] if i < 0 else i for i in ids]
         return ids
 
-    async def _similar_stories(
+    def _similar_stories(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         feed_id: int,
         signatures: Sequence[dedup.TitleSignature | None],
         now: datetime,
@@ -171,7 +183,7 @@ class StoryStore:
         in the window and not carried by this feed yet."""
         if all(s is None for s in signatures):
             return [None] * len(signatures)
-        await self._load_titles(conn, now)
+        self._load_titles(conn, now)
         found = [self._titles.similar(s) if s is not None else [] for s in signatures]
         ids = sorted({story_id for ranked in found for _, story_id in ranked})
         if not ids:
@@ -183,10 +195,10 @@ class StoryStore:
                 stories.c.first_seen >= now - self._window,
                 ~_carried_by(feed_id),
             )
-            allowed.update(await conn.scalars(query))
+            allowed.update(conn.scalars(query))
         return [next((sid for _, sid in ranked if sid in allowed), None) for ranked in found]
 
-    async def _load_titles(self, conn: AsyncConnection, now: datetime) -> None:
+    def _load_titles(self, conn: Connection, now: datetime) -> None:
         """Add the stories created since the last load to the title index.
 
         Story ids grow in commit order: stories are only created inside ``save_cycle``,
@@ -208,12 +220,12 @@ class StoryStore:
             )
             .order_by(stories.c.id)
         )
-        for story_id, title, first_seen in await conn.execute(query):
+        for story_id, title, first_seen in conn.execute(query):
             self._titles.add(int(story_id), title, first_seen.timestamp())
             self._loaded_to = max(self._loaded_to, int(story_id))
 
-    async def _existing_stories(
-        self, conn: AsyncConnection, feed_id: int, candidates: Sequence[Candidate], now: datetime
+    def _existing_stories(
+        self, conn: Connection, feed_id: int, candidates: Sequence[Candidate], now: datetime
     ) -> tuple[dict[str, int], dict[str, int]]:
         urls = sorted({c.canonical_url for c in candidates if c.canonical_url})
         keys = sorted({c.title_key for c in candidates if c.title_key})
@@ -230,7 +242,7 @@ class StoryStore:
                     entries.c.canonical_url.in_(chunk)
                 ),
             )
-            for story_id, canonical in sorted(await conn.execute(by_entry)):
+            for story_id, canonical in sorted(conn.execute(by_entry)):
                 by_url.setdefault(canonical, story_id)
         for i in range(0, len(keys), _CHUNK):
             query = select(stories.c.id, stories.c.title_key).where(
@@ -238,7 +250,7 @@ class StoryStore:
                 stories.c.first_seen >= now - self._window,
                 ~_carried_by(feed_id),
             )
-            for story_id, key in await conn.execute(query.order_by(stories.c.id)):
+            for story_id, key in conn.execute(query.order_by(stories.c.id)):
                 by_key.setdefault(key, story_id)
         return by_url, by_key
 
@@ -247,16 +259,14 @@ def _carried_by(feed_id: int) -> Exists:
     return exists().where(entries.c.story_id == stories.c.id, entries.c.feed_id == feed_id)
 
 
-async def _flag_edits(
-    conn: AsyncConnection, feed_id: int, story_ids: Sequence[int], now: datetime
-) -> None:
+def _flag_edits(conn: Connection, feed_id: int, story_ids: Sequence[int], now: datetime) -> None:
     """This feed is a new source of stories already sent: queue an edit of those alerts
     (only while Telegram still allows editing them; see ``EDITABLE_FOR``)."""
     joined = set(story_ids)
     if not joined:
         return
     carried = set(
-        await conn.scalars(
+        conn.scalars(
             select(entries.c.story_id).where(
                 entries.c.feed_id == feed_id, entries.c.story_id.in_(joined)
             )
@@ -265,7 +275,7 @@ async def _flag_edits(
     new_source = sorted(joined - carried)
     if not new_source:
         return
-    await conn.execute(
+    conn.execute(
         update(deliveries)
         .where(
             deliveries.c.story_id.in_(new_source),
@@ -277,7 +287,7 @@ async def _flag_edits(
     )
 
 
-async def _insert_stories(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+def _insert_stories(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert stories in one statement; their new ids, in the order of ``rows``.
 
     RETURNING does not promise the rows' order (SQLite says so; SQLAlchemy would fall back
@@ -285,7 +295,7 @@ async def _insert_stories(conn: AsyncConnection, rows: list[dict[str, Any]]) -> 
     values inserted. Rows with equal values are interchangeable; they get ids in order.
     """
     columns = [stories.c[name] for name in _STORY_COLUMNS]
-    result = await conn.execute(stories.insert().returning(stories.c.id, *columns), rows)
+    result = conn.execute(stories.insert().returning(stories.c.id, *columns), rows)
     waiting: dict[tuple[Any, ...], list[int]] = {}
     for position, row in enumerate(rows):
         waiting.setdefault(tuple(row[name] for name in _STORY_COLUMNS), []).append(position)
@@ -333,7 +343,7 @@ def _summary(cand: Candidate) -> str:
     return cand.entry.summary or cand.entry.content[:2000]
 
 
-async def _serialize_story_writers(conn: AsyncConnection) -> None:
+def _serialize_story_writers(conn: Connection) -> None:
     """Take the write lock before the first read, so two feeds carrying one story at the same
     moment cannot both miss the other's row and start two stories.
 
@@ -343,12 +353,10 @@ async def _serialize_story_writers(conn: AsyncConnection) -> None:
     across instances sharing the database.
     """
     if conn.dialect.name == "postgresql":
-        await conn.execute(select(func.pg_advisory_xact_lock(_STORY_LOCK)))
+        conn.execute(select(func.pg_advisory_xact_lock(_STORY_LOCK)))
 
 
-async def _fan_out(
-    conn: AsyncConnection, story_id: int, story_hits: Sequence[Hit], now: datetime
-) -> int:
+def _fan_out(conn: Connection, story_id: int, story_hits: Sequence[Hit], now: datetime) -> int:
     """Queue the story for every active chat that follows one of the hit topics, once."""
     topic_ids = [h.topic_id for h in story_hits] + ["*"]
     followers = (
@@ -365,5 +373,5 @@ async def _fan_out(
         .group_by(subscriptions.c.chat_id)
     )
     columns = ["story_id", "chat_id", "status", "attempts", "next_attempt", "created"]
-    result = await conn.execute(insert_ignore(conn, deliveries).from_select(columns, followers))
+    result = conn.execute(insert_ignore(conn, deliveries).from_select(columns, followers))
     return max(result.rowcount, 0)
