@@ -63,6 +63,9 @@ class StoryStore:
         # Titles of the stories in the window, loaded incrementally (see ``_load_titles``).
         self._titles = dedup.TitleIndex()
         self._loaded_to = 0  # the highest story id loaded into ``_titles``
+        # Signatures of the titles of stories this process created, by title, until
+        # ``_load_titles`` adds those stories to the index (it would compute them again).
+        self._created: dict[str, dedup.TitleSignature] = {}
         self._pruned_at: datetime | None = None
 
     async def save_cycle(
@@ -153,11 +156,13 @@ class StoryStore:
         similar = self._similar_stories(conn, feed_id, signatures, now)
         ids = []
         new_rows: list[dict[str, Any]] = []
-        for cand, near in zip(candidates, similar, strict=True):
+        for cand, signature, near in zip(candidates, signatures, similar, strict=True):
             story_id = by_url.get(cand.canonical_url) or by_key.get(cand.title_key) or near
             if story_id is None:
                 new_rows.append(_story_row(cand, now))
                 story_id = -len(new_rows)
+                if signature is not None:
+                    self._created[cand.entry.title] = signature
             if cand.canonical_url:
                 by_url.setdefault(cand.canonical_url, story_id)
             ids.append(story_id)
@@ -220,8 +225,9 @@ class StoryStore:
             )
             .order_by(stories.c.id)
         )
+        created, self._created = self._created, {}  # the rest: of a rolled-back cycle
         for story_id, title, first_seen in conn.execute(query):
-            self._titles.add(int(story_id), title, first_seen.timestamp())
+            self._titles.add(int(story_id), title, first_seen.timestamp(), created.get(title))
             self._loaded_to = max(self._loaded_to, int(story_id))
 
     def _existing_stories(
