@@ -203,3 +203,15 @@ class FeedHealth:
     entries: int
     hits: int
     disabled: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A parsed document (``parse.parse_feed``): its title, its entries in document order,
+    and any warning. ``ttl``: the RSS ``<ttl>`` (minutes in the document) in seconds, or None.
+    """
+
+    title: str
+    entries: tuple[Entry, ...]
+    warning: str | None = None
+    ttl: float | None = None

@@ -38,7 +38,6 @@ import codecs
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -46,23 +45,10 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from bot.errors import ParseError
-from bot.model import Entry
+from bot.model import Entry, ParsedFeed
 from bot.text import html_to_text
 
 __all__ = ["ParsedFeed", "parse_feed"]
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedFeed:
-    """A parsed document: its title, its entries in document order, and any warning.
-
-    ``ttl``: the RSS ``<ttl>`` (minutes in the document) in seconds, or None.
-    """
-
-    title: str
-    entries: tuple[Entry, ...]
-    warning: str | None = None
-    ttl: float | None = None
 
 
 # Encodings whose label feedparser should get as they are; everything else is "not UTF-8".

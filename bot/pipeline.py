@@ -28,8 +28,15 @@ from bot import decide
 from bot.dedup import canonical_url, entry_key, title_key
 from bot.errors import FetchError, ParseError
 from bot.matcher import Matcher
-from bot.model import Candidate, Entry, Feed, FeedReport, FeedState, FetchResult
-from bot.parse import ParsedFeed
+from bot.model import (
+    Candidate,
+    Entry,
+    Feed,
+    FeedReport,
+    FeedState,
+    FetchResult,
+    ParsedFeed,
+)
 from bot.store import Store
 from bot.store.feeds import StoredFeed
 

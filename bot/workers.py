@@ -24,7 +24,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from bot.errors import ParseError
-from bot.parse import ParsedFeed, parse_feed
+from bot.model import ParsedFeed
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _parse_job(content: bytes, url: str, headers: dict[str, str]) -> ParsedFeed:
+    # Imported here, in the worker: the service's own process never needs feedparser (3 MB).
+    from bot.parse import parse_feed
+
     return parse_feed(content, url=url, headers=headers)
 
 
