@@ -230,8 +230,17 @@ class App:
                 await transport.stop_polling(self.application)
 
     async def watch_rules(self) -> None:
+        """The periodic look outside: rule files changed, disabled feeds enabled again."""
         if self.rules.changed():
             await self.reload_rules()
+        await self.revive_feeds()
+
+    async def revive_feeds(self) -> list[str]:
+        """Schedule the disabled feeds an operator has enabled again (``newsbot feeds
+        --enable``, another process): one query, and only while some feed is disabled."""
+        if self.scheduler is None or not self.scheduler.idle_feeds():
+            return []
+        return self.scheduler.revive(await self.store.feeds.next_fetches())
 
     async def reload_rules(self) -> str:
         if not await self.rules.reload():

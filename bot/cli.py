@@ -70,7 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--feed", metavar="NAME", help="with TEXT: as if carried by this feed")
     test.add_argument("--limit", type=int, default=50, help="with --since: stories per list")
     rules_sub.add_parser("schema", help="print a JSON Schema of the rule files for editors")
-    sub.add_parser("feeds", help="each feed's health")
+    feeds = sub.add_parser("feeds", help="each feed's health")
+    feeds.add_argument(
+        "--enable",
+        metavar="FEED",
+        help="fetch a disabled (410 Gone) feed again, from scratch: its name or url; a "
+        "running service picks it up within a minute",
+    )
     sub.add_parser("outbox", help="the delivery queue: pending, dead rows with reasons, per chat")
     return parser
 
@@ -97,7 +103,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return _rules(settings, args)
         if args.command == "outbox":
             return asyncio.run(_outbox(settings))
-        return asyncio.run(_feeds(settings))
+        return asyncio.run(_feeds(settings, enable=args.enable))
     except RuleError as e:
         log.error("invalid rules, not starting:\n%s", e)
         return 1
@@ -178,13 +184,24 @@ async def _rules_replay(
     return 0
 
 
-async def _feeds(settings: Settings) -> int:
+async def _feeds(settings: Settings, *, enable: str | None = None) -> int:
     store = await _open_store(settings)
     try:
-        print(feeds_table(await store.feeds.health(), now=datetime.now(UTC)))  # noqa: T201
+        health = await store.feeds.health()
+        if enable is None:
+            print(feeds_table(health, now=datetime.now(UTC)))  # noqa: T201
+            return 0
+        feed = next((f for f in health if enable in (f.name, f.url)), None)
+        if feed is None:
+            raise ValueError(f"feeds --enable: no feed named {enable!r} in feeds.yaml")
+        if not feed.disabled:
+            log.info("feed %s is not disabled: nothing to do", feed.name)
+            return 0
+        await store.feeds.enable(feed.url)
+        log.info("feed %s enabled again (it was %s)", feed.name, feed.disabled)
+        return 0
     finally:
         await store.close()
-    return 0
 
 
 async def _outbox(settings: Settings) -> int:

@@ -5,7 +5,8 @@ Each feed job is a one-shot that reschedules itself at the time its cycle asked 
 feed that fails is polled less and less often and recovers by itself when it works again.
 Jobs have ``max_instances=1`` and ``coalesce``: a slow feed is never fetched twice at once.
 After a restart, feeds resume at the ``next_fetch`` stored in the database, not all at once.
-A feed whose next fetch is ``decide.NEVER`` (disabled: 410 Gone) has no job at all.
+A feed whose next fetch is ``decide.NEVER`` (disabled: 410 Gone) has no job at all until
+``revive`` finds it enabled again in the store.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Scheduler:
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._feeds: dict[str, Feed] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._busy: set[str] = set()  # feeds whose cycle is running (their job has fired)
 
     def start(self, feeds: Sequence[Feed], next_fetch: Mapping[str, datetime | None]) -> None:
         self._scheduler.start()
@@ -83,6 +85,28 @@ class Scheduler:
                 due = next_fetch.get(url)
                 self._schedule(feed, max(due, now) if due else now)
         self._feeds = wanted
+
+    def idle_feeds(self) -> list[str]:
+        """The feeds with no job and no running cycle: those disabled (410 Gone)."""
+        return [
+            url
+            for url in self._feeds
+            if url not in self._busy and self._scheduler.get_job(_job_id(url)) is None
+        ]
+
+    def revive(self, next_fetch: Mapping[str, datetime | None]) -> list[str]:
+        """Schedule again the idle feeds that the store no longer holds as disabled (an
+        operator ran ``newsbot feeds --enable``); returns their urls."""
+        now = self._clock()
+        revived = []
+        for url in self.idle_feeds():
+            due = next_fetch.get(url, NEVER)
+            if due is not None and due >= NEVER:
+                continue
+            revived.append(url)
+            log.info("feed %s is enabled again: fetching it", self._feeds[url].name)
+            self._schedule(self._feeds[url], max(due, now) if due else now)
+        return revived
 
     def poke_delivery(self) -> None:
         """Run delivery now rather than at its next tick (new rows were queued)."""
@@ -124,6 +148,7 @@ class Scheduler:
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
+        self._busy.add(url)
         try:
             report = await self._run_feed(feed)
             when = report.next_fetch or self._clock() + self._retry_interval
@@ -133,6 +158,7 @@ class Scheduler:
             log.exception("feed cycle of %s crashed; retrying later", feed.name)
             when = self._clock() + self._retry_interval
         finally:
+            self._busy.discard(url)
             if task is not None:
                 self._running.discard(task)
         if self._scheduler.running and url in self._feeds:

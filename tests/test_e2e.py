@@ -15,11 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakebotapi import FakeBotApi
@@ -407,4 +408,39 @@ async def test_start_sets_start_up_objects_aside_from_full_collections(
             assert gc.get_freeze_count() > 10_000
         finally:
             gc.unfreeze()
+            await app.close()
+
+
+async def test_a_gone_feed_enabled_again_is_fetched_by_the_running_service(
+    tmp_path: Path, servers: tuple[FeedServer, FakeBotApi]
+) -> None:
+    feeds, _ = servers
+    settings = load_settings(write_setup(tmp_path, feeds, api_url=None).config, {})
+    body = rss([story(1, "Hong Kong stablecoin rules take effect")])
+    feeds.add("/a.xml", b"gone", status=410)
+    stop = asyncio.Event()
+
+    async def health() -> dict[str, Any]:
+        return {h.name: h for h in await app.store.feeds.health()}
+
+    async def until(check: Callable[[dict[str, Any]], bool]) -> None:
+        for _ in range(500):
+            if check(await health()):
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"never happened: {await health()}")
+
+    with ThreadPoolExecutor(2) as pool:
+        app = await build(settings, parse_executor=pool, console=io.StringIO())
+        serving = asyncio.ensure_future(app.serve(stop))
+        try:
+            await until(lambda h: bool(h["Outlet A"].disabled))
+            assert await app.revive_feeds() == [], "still disabled: nothing to revive"
+            feeds.add("/a.xml", body)
+            assert await app.store.feeds.enable(feeds.url("/a.xml"))
+            await app.watch_rules()  # the periodic job: the scheduler learns of it
+            await until(lambda h: h["Outlet A"].status == "ok" and h["Outlet A"].entries == 1)
+        finally:
+            stop.set()
+            await serving
             await app.close()
