@@ -4,7 +4,8 @@ Serves N generated feeds (30 items each; English, Simplified and Traditional Chi
 127.0.0.1, then times, in one run and on the same server:
 
 - newsbot: ``App.poll_all()`` as ``newsbot run --once`` does it (real fetcher, parser process
-  pool, SQLite), a first poll (everything new) and an unchanged poll (everything 304);
+  pool, SQLite), after ``App.start()`` as a running service has done it (parser processes
+  up), a first poll (everything new) and an unchanged poll (everything 304);
 - reader: ``Reader.update_feeds()``, first and unchanged, when ``reader`` is importable.
 
 Each side and phase runs in a fresh child process (start-up and imports are not timed), so
