@@ -171,7 +171,8 @@ class App:
             await asyncio.wait({polls, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
             if not polls.done():
-                # SIGTERM while polling: a feed cycle cancelled mid-way rolls back whole.
+                # SIGTERM while polling: a feed cycle cancelled mid-way ends whole (its transaction
+                # commits or rolls back as one; see Database.run).
                 polls.cancel()
                 await asyncio.gather(polls, return_exceptions=True)
                 return DrainReport()

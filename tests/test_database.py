@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -75,19 +76,59 @@ async def test_a_cancelled_caller_leaves_a_whole_transaction_and_the_lock_held_u
     try:
         task = asyncio.ensure_future(db.run(slow))
         await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
-        task.cancel()
+        for _ in range(2):  # however often: the lock is the thread's, not the caller's
+            task.cancel()
+            await asyncio.sleep(0.02)
+        assert task.cancelled()
+
+        async def next_writer() -> str | None:  # through aiosqlite: only the lock stops it
+            async with db.write() as conn:
+                return await conn.run_sync(_status)
+
+        waiting = asyncio.ensure_future(next_writer())
         await asyncio.sleep(0.05)
-        assert not task.done(), "the caller waits for the database thread to finish"
-        waiting = asyncio.ensure_future(db.run(_status))
-        await asyncio.sleep(0.05)
-        assert not waiting.done(), "the next transaction waits for the lock"
+        assert not waiting.done(), "the next transaction waits for the thread to finish"
         release.set()
-        with pytest.raises(asyncio.CancelledError):
-            await task
         assert await waiting == "first, whole"
     finally:
         release.set()
         await db.close()
+
+
+async def test_a_transaction_holds_sqlite_s_write_lock_from_its_first_read(
+    store: Store, tmp_path: Path
+) -> None:
+    """Begun IMMEDIATE: the stdlib driver's own BEGIN would come only before the first
+    write, and another writer could commit between the reads and it."""
+    db = Database(store.engine)
+    reading, release = threading.Event(), threading.Event()
+
+    def reads_first(conn: Connection) -> None:
+        _status(conn)
+        reading.set()
+        release.wait(10)
+
+    other = sqlite3.connect(tmp_path / "db.sqlite", timeout=0, isolation_level=None)
+    try:
+        task = asyncio.ensure_future(db.run(reads_first))
+        await asyncio.get_running_loop().run_in_executor(None, reading.wait, 10)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        release.set()
+        await task
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        release.set()
+        other.close()
+        await db.close()
+
+
+async def test_run_after_close_is_an_error(store: Store) -> None:
+    db = Database(store.engine)
+    await db.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await db.run(_status)
 
 
 async def test_in_memory_sqlite_runs_on_the_loops_own_connection() -> None:

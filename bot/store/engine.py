@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +23,7 @@ from sqlalchemy.sql.dml import Insert
 from bot.errors import ConfigError
 from bot.store import schema
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -67,6 +70,7 @@ class Database:
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._sync_engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._closed = False
         if sqlite_file:
             self._sync_engine = sqlalchemy.create_engine(
                 engine.url.set(drivername="sqlite+pysqlite"),
@@ -74,6 +78,8 @@ class Database:
                 connect_args={"check_same_thread": False},  # closed from the event loop
             )
             event.listen(self._sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self._sync_engine, "connect", _explicit_transactions)
+            event.listen(self._sync_engine, "begin", _begin_immediate)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
 
     @asynccontextmanager
@@ -89,35 +95,59 @@ class Database:
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """``fn(conn)`` in a write transaction that commits when it returns and rolls back
         when it raises. ``fn`` may run in another thread: it must touch nothing the event
-        loop uses at the same time.
+        loop uses at the same time. On a SQLite file the transaction begins IMMEDIATE: it
+        holds SQLite's write lock from its first statement, reads included.
 
         If the caller is cancelled while ``fn`` runs in the database thread, the transaction
-        still ends as ``fn`` makes it end (committed or rolled back as a whole), and the next
-        transaction waits for it.
+        still ends as ``fn`` makes it end (committed or rolled back as a whole), and the
+        write lock is held until then, however often the caller is cancelled: it is released
+        by the thread's end, not by the caller.
         """
+        if self._closed:
+            raise RuntimeError("the database is closed")
         thread, engine, lock = self._thread, self._sync_engine, self._write_lock
         if thread is None or engine is None or lock is None:
             async with self.write() as conn:
                 return await conn.run_sync(fn)
-        async with lock:
+        await lock.acquire()
+        try:
             done = asyncio.get_running_loop().run_in_executor(thread, _in_transaction, engine, fn)
-            try:
-                return await asyncio.shield(done)
-            except asyncio.CancelledError:
-                # The lock must stay taken until the thread is done with the database.
-                await asyncio.gather(done, return_exceptions=True)
-                raise
+        except BaseException:
+            lock.release()
+            raise
+        done.add_done_callback(partial(_settled, lock))
+        return await asyncio.shield(done)
 
     def read(self) -> AsyncConnection:
         return self.engine.connect()
 
     async def close(self) -> None:
+        self._closed = True
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
             self._thread = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
             self._sync_engine = None
+
+
+def _settled(lock: asyncio.Lock, done: asyncio.Future[Any]) -> None:
+    """The database thread is done with a transaction: the next one may start. Its outcome
+    is read here too, so that a failure whose caller was cancelled (and is no longer there
+    to be told) is logged instead of reported as "never retrieved"."""
+    lock.release()
+    if not done.cancelled() and done.exception() is not None:
+        log.debug("a write transaction failed: %r", done.exception())
+
+
+def _explicit_transactions(dbapi_conn: Any, _record: Any) -> None:
+    # The stdlib driver's own BEGIN comes only before the first INSERT/UPDATE/DELETE, so a
+    # transaction's first reads would run outside it; ``_begin_immediate`` begins instead.
+    dbapi_conn.isolation_level = None
+
+
+def _begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _in_transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
@@ -129,7 +159,11 @@ def _sqlite_file(engine: AsyncEngine) -> str | None:
     if engine.dialect.name != "sqlite":
         return None
     database = engine.url.database
-    if database in (None, "", ":memory:") or engine.url.query.get("mode") == "memory":
+    if (
+        database in (None, "", ":memory:")
+        or database.startswith("file::memory:")
+        or engine.url.query.get("mode") == "memory"
+    ):
         return None
     return database
 

@@ -353,9 +353,10 @@ def _serialize_story_writers(conn: Connection) -> None:
     """Take the write lock before the first read, so two feeds carrying one story at the same
     moment cannot both miss the other's row and start two stories.
 
-    SQLite: nothing to do here, as long as the first statement of the transaction is a write
-    (``save_cycle``'s feed UPDATE): it takes SQLite's single write lock, and the reads after
-    it see every committed story. PostgreSQL: a transaction-level advisory lock does the same
+    SQLite: nothing to do here. On a file, ``Database.run`` begins the transaction IMMEDIATE,
+    which takes SQLite's single write lock before any read; in memory, the transaction's
+    first statement is ``save_cycle``'s feed UPDATE, which does the same. The reads after it
+    see every committed story. PostgreSQL: a transaction-level advisory lock does the same
     across instances sharing the database.
     """
     if conn.dialect.name == "postgresql":
