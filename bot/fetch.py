@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -102,19 +102,31 @@ class Fetcher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def get(self, url: str, state: FeedState) -> FetchResult:
-        """Fetch ``url``; 304 when ``state``'s validators still hold. Raises ``FetchError``."""
+    async def get(
+        self, url: str, state: FeedState, *, admit: Callable[[], Awaitable[None]] | None = None
+    ) -> FetchResult:
+        """Fetch ``url``; 304 when ``state``'s validators still hold. Raises ``FetchError``.
+
+        ``admit``: awaited once this fetch has its host's turn, before it takes a global
+        slot: the caller's chance to wait for room for one more body.
+        """
         host = _host(url)
-        async with self._hosts.hold(host), self._slots:
-            try:
-                async with asyncio.timeout(self.deadline):
-                    return await self._get(url, state)
-            except TimeoutError as e:
-                raise FetchError(
-                    f"{url}: no complete response within the {self.deadline:g} s deadline"
-                ) from e
-            except _HTTPX_ERRORS as e:
-                raise FetchError(f"{url}: {_describe(e)}") from e
+        async with self._hosts.hold(host):
+            if admit is not None:
+                await admit()
+            async with self._slots:
+                return await self._get_in_time(url, state)
+
+    async def _get_in_time(self, url: str, state: FeedState) -> FetchResult:
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await self._get(url, state)
+        except TimeoutError as e:
+            raise FetchError(
+                f"{url}: no complete response within the {self.deadline:g} s deadline"
+            ) from e
+        except _HTTPX_ERRORS as e:
+            raise FetchError(f"{url}: {_describe(e)}") from e
 
     async def _get(self, url: str, state: FeedState) -> FetchResult:
         request = self._client.build_request("GET", url, headers=_validators(state))

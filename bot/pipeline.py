@@ -44,13 +44,16 @@ log = logging.getLogger(__name__)
 
 
 class Fetcher(Protocol):
-    async def get(self, url: str, state: FeedState) -> FetchResult: ...
+    async def get(
+        self, url: str, state: FeedState, *, admit: Callable[[], Awaitable[None]] | None = None
+    ) -> FetchResult: ...
 
 
 ParseFn = Callable[[bytes, str, Mapping[str, str]], Awaitable[ParsedFeed]]
 OnDisabled = Callable[[Feed, str], Awaitable[None]]
 GONE = 410
 MAX_CHANGED = 32
+MAX_HELD = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ class FeedRunner:
         jitter: Callable[[], float] = lambda: 0.0,
         on_disabled: OnDisabled | None = None,
         max_changed: int = MAX_CHANGED,
+        max_held: int = MAX_HELD,
     ) -> None:
         self._fetcher = fetcher
         self._parse = parse
@@ -89,6 +93,11 @@ class FeedRunner:
         # at the same time, waiting for the store (main RSS 190 MB -> 140 MB). Taken only
         # after the fetch, so cycles waiting for a slow host hold no place here.
         self._changed = asyncio.Semaphore(max_changed)
+        # Cycles past their fetch, holding a body (or about to): fetching still outran
+        # parsing, and a first poll of 1,000 feeds held ~900 fetched bodies (~27 MB) waiting
+        # for a parser. A fetch is admitted once it has its host's turn (so feeds queued
+        # behind a slow host hold no place), and its place is freed when its cycle ends.
+        self._held = asyncio.Semaphore(max_held)
 
     async def run(self, feed: Feed, stored: StoredFeed | None = None) -> FeedReport:
         """One cycle of ``feed``; ``stored``: its state as just read (``FeedStore.load_all``
@@ -97,9 +106,25 @@ class FeedRunner:
             stored = await self._store.feeds.load(feed.url)
         if stored.disabled:
             return FeedReport(feed.url, "error", error=stored.disabled, next_fetch=decide.NEVER)
+        admitted = False
+
+        async def admit() -> None:
+            nonlocal admitted
+            await self._held.acquire()
+            admitted = True
+
+        try:
+            return await self._cycle(feed, stored, admit)
+        finally:
+            if admitted:
+                self._held.release()
+
+    async def _cycle(
+        self, feed: Feed, stored: StoredFeed, admit: Callable[[], Awaitable[None]]
+    ) -> FeedReport:
         state = stored.state
         try:
-            result = await self._fetcher.get(stored.redirect_url or feed.url, state)
+            result = await self._fetcher.get(stored.redirect_url or feed.url, state, admit=admit)
         except FetchError as e:
             if e.status == GONE:
                 return await self._disable(feed, str(e))

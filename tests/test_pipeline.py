@@ -3,6 +3,7 @@ tmp_path, the real parser. The clock is fixed, so schedules are exact."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -220,3 +221,36 @@ async def test_real_feeds_flow_into_stored_entries(rig: Rig, path: Path) -> None
     assert report.entries == len(expected.entries)
     [health] = await rig.store.feeds.health()
     assert health.entries == report.new_entries > 0 or not expected.entries
+
+
+async def test_fetched_bodies_waiting_for_a_parser_are_bounded(rig: Rig) -> None:
+    """Fetching outruns parsing: without a bound, a first poll of 1,000 feeds held ~900
+    fetched bodies waiting for a parser. A fetch is admitted only with room to hold its body."""
+    feeds = [await rig.feed(f"/{n}.xml", _items(f"stablecoin news {n}")) for n in range(5)]
+    release = asyncio.Event()
+
+    async def slow_parse(content: bytes, url: str, headers: Mapping[str, str]) -> ParsedFeed:
+        await release.wait()
+        return parse_feed(content, url=url, headers=headers)
+
+    runner = FeedRunner(
+        fetcher=rig.runner._fetcher,
+        parse=slow_parse,
+        store=rig.store,
+        matcher=rig.runner._matcher,
+        policy=Policy(TEN_MIN, timedelta(hours=24), timedelta(days=7)),
+        clock=lambda: NOW,
+        max_changed=1,
+        max_held=2,
+    )
+    cycles = asyncio.gather(*(runner.run(feed) for feed in feeds))
+    for _ in range(100):
+        if len(rig.server.requests) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    assert len(rig.server.requests) == 2, "two bodies held, nothing more fetched"
+    release.set()
+    reports = await cycles
+    assert [r.status for r in reports] == ["ok"] * 5
+    assert len(rig.server.requests) == 5
