@@ -18,7 +18,8 @@ against, and why:
   to is reported as ``permanent_redirect`` so the caller can update the feed's URL.
 - **Politeness**: at most ``concurrency`` fetches at once, one at a time per host, and the
   caller's identifying User-Agent. A fetch takes its host's turn before a global slot, so
-  feeds queued behind one slow host do not hold slots that other hosts could use.
+  feeds queued behind one slow host do not hold slots that other hosts could use. Between
+  the two, the caller's ``admit`` may make it wait (for room to hold one more body).
 
 ``Retry-After`` (seconds or an HTTP date) on 429/503 becomes ``FetchError.retry_after`` in
 seconds; bounding it is ``decide.py``'s job, not this module's.
