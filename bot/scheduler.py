@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -50,8 +51,8 @@ class Scheduler:
         self._rules_interval = rules_interval
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._feeds: dict[str, Feed] = {}
-        self._running: set[asyncio.Task[None]] = set()
-        self._busy: set[str] = set()  # feeds whose cycle is running (their job has fired)
+        # Running feed cycles by url (their one-shot job has fired, so they have no job).
+        self._running: dict[str, asyncio.Task[Any]] = {}
 
     def start(self, feeds: Sequence[Feed], next_fetch: Mapping[str, datetime | None]) -> None:
         self._scheduler.start()
@@ -91,7 +92,7 @@ class Scheduler:
         return [
             url
             for url in self._feeds
-            if url not in self._busy and self._scheduler.get_job(_job_id(url)) is None
+            if url not in self._running and self._scheduler.get_job(_job_id(url)) is None
         ]
 
     def revive(self, next_fetch: Mapping[str, datetime | None]) -> list[str]:
@@ -119,7 +120,7 @@ class Scheduler:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         if self._running:
-            _, pending = await asyncio.wait(set(self._running), timeout=grace)
+            _, pending = await asyncio.wait(set(self._running.values()), timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -147,8 +148,7 @@ class Scheduler:
             return
         task = asyncio.current_task()
         if task is not None:
-            self._running.add(task)
-        self._busy.add(url)
+            self._running[url] = task
         try:
             report = await self._run_feed(feed)
             when = report.next_fetch or self._clock() + self._retry_interval
@@ -158,9 +158,7 @@ class Scheduler:
             log.exception("feed cycle of %s crashed; retrying later", feed.name)
             when = self._clock() + self._retry_interval
         finally:
-            self._busy.discard(url)
-            if task is not None:
-                self._running.discard(task)
+            self._running.pop(url, None)
         if self._scheduler.running and url in self._feeds:
             self._schedule(self._feeds[url], when)
 
