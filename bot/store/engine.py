@@ -66,12 +66,11 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        sqlite_file = _sqlite_file(engine)
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._sync_engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._closed = False
-        if sqlite_file:
+        if _is_sqlite_file(engine):
             self._sync_engine = sqlalchemy.create_engine(
                 engine.url.set(drivername="sqlite+pysqlite"),
                 poolclass=StaticPool,
@@ -155,17 +154,13 @@ def _in_transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
         return fn(conn)
 
 
-def _sqlite_file(engine: AsyncEngine) -> str | None:
+def _is_sqlite_file(engine: AsyncEngine) -> bool:
+    """SQLite in a file, which a second connection (the database thread's) can open."""
     if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database
-    if (
-        database in (None, "", ":memory:")
-        or database.startswith("file::memory:")
-        or engine.url.query.get("mode") == "memory"
-    ):
-        return None
-    return database
+        return False
+    database = engine.url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    return not in_memory and engine.url.query.get("mode") != "memory"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
