@@ -133,7 +133,7 @@ class App:
         collector's full passes.
 
         A full (generation 2) collection scans every tracked object: right after start-up
-        that is ~0.5 M of them (modules, rules, the matcher, library caches) and the pass
+        that is ~100,000 of them (modules, rules, the matcher, library caches) and the pass
         stalled the event loop for 60 ms in the middle of the first poll. Frozen, they are
         never scanned again; they live as long as the service anyway.
         """

@@ -94,7 +94,7 @@ class FeedRunner:
         # after the fetch, so cycles waiting for a slow host hold no place here.
         self._changed = asyncio.Semaphore(max_changed)
         # Cycles past their fetch, holding a body (or about to): fetching still outran
-        # parsing, and a first poll of 1,000 feeds held ~900 fetched bodies (~27 MB) waiting
+        # parsing, and a first poll of 1,000 feeds held up to 699 fetched bodies (20 MB) waiting
         # for a parser. A fetch is admitted once it has its host's turn (so feeds queued
         # behind a slow host hold no place), and its place is freed when its cycle ends.
         self._held = asyncio.Semaphore(max_held)

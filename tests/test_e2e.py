@@ -396,7 +396,7 @@ def test_cli_bad_config_names_key_and_file(tmp_path: Path) -> None:
 async def test_start_sets_start_up_objects_aside_from_full_collections(
     tmp_path: Path, servers: tuple[FeedServer, FakeBotApi]
 ) -> None:
-    """A full collection right after start-up scanned ~0.5 M objects: a 60 ms stall of the
+    """A full collection right after start-up scanned ~100,000 objects: a 60 ms stall of the
     event loop in the middle of the first poll (bench/poll.py). ``start`` freezes them."""
     feeds, _ = servers
     settings = load_settings(write_setup(tmp_path, feeds, api_url=None).config, {})

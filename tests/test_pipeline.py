@@ -224,7 +224,7 @@ async def test_real_feeds_flow_into_stored_entries(rig: Rig, path: Path) -> None
 
 
 async def test_fetched_bodies_waiting_for_a_parser_are_bounded(rig: Rig) -> None:
-    """Fetching outruns parsing: without a bound, a first poll of 1,000 feeds held ~900
+    """Fetching outruns parsing: without a bound, a first poll of 1,000 feeds held up to 699
     fetched bodies waiting for a parser. A fetch is admitted only with room to hold its body."""
     feeds = [await rig.feed(f"/{n}.xml", _items(f"stablecoin news {n}")) for n in range(5)]
     release = asyncio.Event()
